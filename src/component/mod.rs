@@ -1,0 +1,112 @@
+//! The wasm-only layer: WIT bindings, the export glue that maps WIT types to the core and
+//! back, and the `wasi:http` transport.
+
+mod transport;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::config::{self, Config, ConfigInput};
+use crate::error::{Error, S3ErrorInfo};
+use crate::store::{Clock, Store};
+
+wit_bindgen::generate!({
+    path: "wit",
+    world: "component",
+    // The `wasi` crate already has these bindings; share them rather than generate twins.
+    with: {
+        "wasi:http/types@0.2.12": wasi::http::types,
+        "wasi:http/outgoing-handler@0.2.12": wasi::http::outgoing_handler,
+        "wasi:io/error@0.2.12": wasi::io::error,
+        "wasi:io/poll@0.2.12": wasi::io::poll,
+        "wasi:io/streams@0.2.12": wasi::io::streams,
+        "wasi:clocks/monotonic-clock@0.2.12": wasi::clocks::monotonic_clock,
+        "wasi:clocks/wall-clock@0.2.12": wasi::clocks::wall_clock,
+        "wasi:cli/environment@0.2.12": wasi::cli::environment,
+    },
+});
+
+use exports::result_store::s3::store::{Guest, GuestResultStore, ResultStore};
+use result_store::s3::types as wit;
+
+struct Component;
+
+export!(Component);
+
+impl Guest for Component {
+    type ResultStore = ResultStoreResource;
+}
+
+/// The `result-store` resource: one resolved config and its transport.
+pub struct ResultStoreResource {
+    store: Store<transport::WasiHttp, WallClock>,
+}
+
+impl GuestResultStore for ResultStoreResource {
+    fn open(config: wit::Config) -> Result<ResultStore, wit::Error> {
+        let input = config_input(config);
+        let config = Config::resolve(&input, wasi::cli::environment::get_environment())
+            .map_err(wit_error)?;
+        Ok(ResultStore::new(ResultStoreResource {
+            store: Store::new(config, transport::WasiHttp, WallClock),
+        }))
+    }
+
+    fn get(&self, key: String) -> Result<Option<Vec<u8>>, wit::Error> {
+        self.store.get(&key).map_err(wit_error)
+    }
+
+    fn set(&self, key: String, value: Vec<u8>) -> Result<(), wit::Error> {
+        self.store.set(&key, value).map_err(wit_error)
+    }
+
+    fn delete(&self, key: String) -> Result<(), wit::Error> {
+        self.store.delete(&key).map_err(wit_error)
+    }
+}
+
+/// Signing time from `wasi:clocks/wall-clock`.
+struct WallClock;
+
+impl Clock for WallClock {
+    fn now(&self) -> SystemTime {
+        let now = wasi::clocks::wall_clock::now();
+        UNIX_EPOCH + Duration::new(now.seconds, now.nanoseconds)
+    }
+}
+
+fn config_input(c: wit::Config) -> ConfigInput {
+    ConfigInput {
+        endpoint_url: c.endpoint_url,
+        region: c.region,
+        access_key_id: c.access_key_id,
+        secret_access_key: c.secret_access_key,
+        session_token: c.session_token,
+        bucket_name: c.bucket_name,
+        base_path: c.base_path,
+        addressing_style: match c.addressing_style {
+            wit::AddressingStyle::Auto => config::AddressingStyle::Auto,
+            wit::AddressingStyle::Path => config::AddressingStyle::Path,
+            wit::AddressingStyle::VirtualHosted => config::AddressingStyle::VirtualHosted,
+        },
+    }
+}
+
+fn wit_error(e: Error) -> wit::Error {
+    let info = |i: S3ErrorInfo| wit::S3Error {
+        status: i.status,
+        code: i.code,
+        message: i.message,
+        request_id: i.request_id,
+    };
+    match e {
+        Error::MissingBucketName => wit::Error::MissingBucketName,
+        Error::MissingCredentials => wit::Error::MissingCredentials,
+        Error::InvalidConfig(m) => wit::Error::InvalidConfig(m),
+        Error::InvalidKey(m) => wit::Error::InvalidKey(m),
+        Error::NoSuchBucket(b) => wit::Error::NoSuchBucket(b),
+        Error::AccessDenied(i) => wit::Error::AccessDenied(info(i)),
+        Error::S3(i) => wit::Error::S3(info(i)),
+        Error::Transport(m) => wit::Error::Transport(m),
+        Error::Timeout(m) => wit::Error::Timeout(m),
+    }
+}

@@ -1,0 +1,209 @@
+//! `http::Request` in, `wasi:http/outgoing-handler` call, complete response out. Nothing else.
+
+use std::time::Duration;
+
+use wasi::http::outgoing_handler;
+use wasi::http::types::{
+    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, Method, OutgoingBody,
+    OutgoingRequest, RequestOptions, Scheme,
+};
+use wasi::io::streams::{OutputStream, StreamError};
+
+use crate::error::Error;
+use crate::response::Response;
+use crate::store::Transport;
+
+/// Far below wasmtime's 600 s defaults, so a stalled server yields an error, not a hang.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
+const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest read asked of the response stream at once.
+const READ_CHUNK: u64 = 1 << 20;
+
+pub struct WasiHttp;
+
+impl Transport for WasiHttp {
+    fn send(&self, request: http::Request<Vec<u8>>) -> Result<Response, Error> {
+        let (parts, body) = request.into_parts();
+        let outgoing = outgoing_request(&parts)?;
+        let outgoing_body = outgoing
+            .body()
+            .map_err(|()| Error::Transport("the request body was already taken".into()))?;
+        // `handle` must come before the body is written: a body larger than the host's
+        // buffer blocks forever otherwise.
+        let future = outgoing_handler::handle(outgoing, Some(request_options()))
+            .map_err(|e| http_error(&e))?;
+        let written = write_body(&outgoing_body, &body);
+        let finished = written.and_then(|()| {
+            OutgoingBody::finish(outgoing_body, None).map_err(|e| http_error(&e))
+        });
+        // A server may answer (403, 503) before reading the whole body; its answer says more
+        // than the broken pipe does.
+        match (wait(&future), finished) {
+            (Ok(response), _) => Ok(response),
+            (Err(_), Err(write_error)) => Err(write_error),
+            (Err(e), Ok(())) => Err(e),
+        }
+    }
+}
+
+fn outgoing_request(parts: &http::request::Parts) -> Result<OutgoingRequest, Error> {
+    let fields = Fields::new();
+    for (name, value) in &parts.headers {
+        fields
+            .append(name.as_str(), value.as_bytes())
+            .map_err(|e| Error::Transport(format!("header {name} refused by the host: {e:?}")))?;
+    }
+    let request = OutgoingRequest::new(fields);
+    let method = match parts.method {
+        http::Method::GET => Method::Get,
+        http::Method::PUT => Method::Put,
+        http::Method::DELETE => Method::Delete,
+        http::Method::HEAD => Method::Head,
+        http::Method::POST => Method::Post,
+        ref other => Method::Other(other.as_str().to_owned()),
+    };
+    let scheme = match parts.uri.scheme_str() {
+        Some("https") => Scheme::Https,
+        _ => Scheme::Http,
+    };
+    let refused = |what: &str| Error::Transport(format!("the host refused the request {what}"));
+    request.set_method(&method).map_err(|()| refused("method"))?;
+    request.set_scheme(Some(&scheme)).map_err(|()| refused("scheme"))?;
+    request
+        .set_authority(parts.uri.authority().map(|a| a.as_str()))
+        .map_err(|()| refused("authority"))?;
+    request
+        .set_path_with_query(parts.uri.path_and_query().map(|p| p.as_str()))
+        .map_err(|()| refused("path"))?;
+    Ok(request)
+}
+
+fn request_options() -> RequestOptions {
+    let options = RequestOptions::new();
+    let nanos = |d: Duration| d.as_nanos().try_into().unwrap_or(u64::MAX);
+    // A host may not support a given timeout; it then applies its own.
+    let _ = options.set_connect_timeout(Some(nanos(CONNECT_TIMEOUT)));
+    let _ = options.set_first_byte_timeout(Some(nanos(FIRST_BYTE_TIMEOUT)));
+    let _ = options.set_between_bytes_timeout(Some(nanos(BETWEEN_BYTES_TIMEOUT)));
+    options
+}
+
+fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), Error> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let stream = body
+        .write()
+        .map_err(|()| Error::Transport("the request body stream was already taken".into()))?;
+    let result = write_all(&stream, bytes);
+    drop(stream);
+    result
+}
+
+fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), Error> {
+    while !bytes.is_empty() {
+        let permitted = stream.check_write().map_err(stream_error)?;
+        if permitted == 0 {
+            stream.subscribe().block();
+            continue;
+        }
+        let n = usize::try_from(permitted).unwrap_or(usize::MAX).min(bytes.len());
+        stream.write(&bytes[..n]).map_err(stream_error)?;
+        bytes = &bytes[n..];
+    }
+    stream.blocking_flush().map_err(stream_error)
+}
+
+fn wait(future: &FutureIncomingResponse) -> Result<Response, Error> {
+    let incoming = loop {
+        match future.get() {
+            Some(result) => break result,
+            None => future.subscribe().block(),
+        }
+    };
+    let response = incoming
+        .map_err(|()| Error::Transport("the response was already taken".into()))?
+        .map_err(|e| http_error(&e))?;
+    let status = response.status();
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in response.headers().entries() {
+        // A header that `http` cannot represent is of no use to the core; skip it.
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_bytes(&value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    let capacity = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(0);
+    let body = response
+        .consume()
+        .map_err(|()| Error::Transport("the response body was already taken".into()))?;
+    let bytes = read_body(&body, capacity)?;
+    let _trailers = IncomingBody::finish(body);
+    Ok(Response {
+        status,
+        headers,
+        body: bytes,
+    })
+}
+
+fn read_body(body: &IncomingBody, capacity: usize) -> Result<Vec<u8>, Error> {
+    let stream = body
+        .stream()
+        .map_err(|()| Error::Transport("the response body stream was already taken".into()))?;
+    // Content-Length is only a hint for the allocation: it is checked, not trusted, later.
+    let mut bytes = Vec::with_capacity(capacity.min(64 << 20));
+    let result = loop {
+        match stream.blocking_read(READ_CHUNK) {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => break Ok(bytes),
+            Err(e) => break Err(stream_error(e)),
+        }
+    };
+    drop(stream);
+    result
+}
+
+fn stream_error(e: StreamError) -> Error {
+    match e {
+        StreamError::Closed => Error::Transport("the connection closed early".into()),
+        StreamError::LastOperationFailed(io) => {
+            match wasi::http::types::http_error_code(&io) {
+                Some(code) => http_error(&code),
+                None => Error::Transport(io.to_debug_string()),
+            }
+        }
+    }
+}
+
+fn http_error(code: &ErrorCode) -> Error {
+    match code {
+        ErrorCode::ConnectionTimeout => Error::Timeout("connecting to the server".into()),
+        ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
+            Error::Timeout("waiting for the server's response".into())
+        }
+        ErrorCode::ConnectionWriteTimeout => Error::Timeout("sending the request".into()),
+        ErrorCode::DnsTimeout => Error::Timeout("resolving the server's name".into()),
+        ErrorCode::ConnectionRefused => Error::Transport("connection refused".into()),
+        ErrorCode::ConnectionTerminated => {
+            Error::Transport("the connection was closed or reset".into())
+        }
+        ErrorCode::DnsError(e) => Error::Transport(format!(
+            "cannot resolve the server's name: {}",
+            e.rcode.as_deref().unwrap_or("DNS error")
+        )),
+        ErrorCode::TlsCertificateError => {
+            Error::Transport("the server's TLS certificate was not accepted".into())
+        }
+        ErrorCode::HttpResponseIncomplete => {
+            Error::Transport("the response ended before it was complete".into())
+        }
+        other => Error::Transport(format!("{other:?}")),
+    }
+}

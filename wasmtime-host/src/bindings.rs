@@ -1,0 +1,56 @@
+//! Host bindings for the component's world, and the conversions between its WIT types and
+//! the core crate's types (so both sides share one config type and one error enum).
+
+use s3_result_store::{AddressingStyle, ConfigInput, Error, S3ErrorInfo};
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "component",
+    // The imports are provided by wasmtime-wasi and wasmtime-wasi-http; only map their types.
+    with: {
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        "wasi:cli": wasmtime_wasi::p2::bindings::cli,
+    },
+    require_store_data_send: true,
+});
+
+pub use result_store::s3::types as wit;
+
+pub fn wit_config(c: &ConfigInput) -> wit::Config {
+    wit::Config {
+        endpoint_url: c.endpoint_url.clone(),
+        region: c.region.clone(),
+        access_key_id: c.access_key_id.clone(),
+        secret_access_key: c.secret_access_key.clone(),
+        session_token: c.session_token.clone(),
+        bucket_name: c.bucket_name.clone(),
+        base_path: c.base_path.clone(),
+        addressing_style: match c.addressing_style {
+            AddressingStyle::Auto => wit::AddressingStyle::Auto,
+            AddressingStyle::Path => wit::AddressingStyle::Path,
+            AddressingStyle::VirtualHosted => wit::AddressingStyle::VirtualHosted,
+        },
+    }
+}
+
+pub fn core_error(e: wit::Error) -> Error {
+    let info = |i: wit::S3Error| S3ErrorInfo {
+        status: i.status,
+        code: i.code,
+        message: i.message,
+        request_id: i.request_id,
+    };
+    match e {
+        wit::Error::MissingBucketName => Error::MissingBucketName,
+        wit::Error::MissingCredentials => Error::MissingCredentials,
+        wit::Error::InvalidConfig(m) => Error::InvalidConfig(m),
+        wit::Error::InvalidKey(m) => Error::InvalidKey(m),
+        wit::Error::NoSuchBucket(b) => Error::NoSuchBucket(b),
+        wit::Error::AccessDenied(i) => Error::AccessDenied(info(i)),
+        wit::Error::S3(i) => Error::S3(info(i)),
+        wit::Error::Transport(m) => Error::Transport(m),
+        wit::Error::Timeout(m) => Error::Timeout(m),
+    }
+}

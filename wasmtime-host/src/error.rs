@@ -1,0 +1,53 @@
+//! The host's error: the store's own typed error, or a failure of the runtime around it.
+
+use std::fmt;
+
+/// A failed call through the host.
+#[derive(Debug)]
+pub enum Error {
+    /// The store refused or failed the operation: the WIT `error` variant, as the core's enum.
+    Store(s3_result_store::Error),
+    /// The component could not be loaded or instantiated, or it trapped. Never expected from
+    /// a correct component; kept apart so callers can tell a bug from an S3 answer.
+    Runtime(wasmtime::Error),
+}
+
+impl Error {
+    /// The store error, if this is one.
+    pub fn store_error(&self) -> Option<&s3_result_store::Error> {
+        match self {
+            Error::Store(e) => Some(e),
+            Error::Runtime(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Store(e) => e.fmt(f),
+            Error::Runtime(e) => write!(f, "component runtime failure: {e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Store(e) => Some(e),
+            Error::Runtime(e) => Some(e.as_ref()),
+        }
+    }
+}
+
+impl From<s3_result_store::Error> for Error {
+    fn from(e: s3_result_store::Error) -> Self {
+        Error::Store(e)
+    }
+}
+
+impl From<wasmtime::Error> for Error {
+    fn from(e: wasmtime::Error) -> Self {
+        Error::Runtime(e)
+    }
+}

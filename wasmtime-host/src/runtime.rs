@@ -1,0 +1,124 @@
+//! Engine, linker and pre-instantiated component: everything loaded once and shared by the
+//! stores opened from it.
+
+use std::path::{Path, PathBuf};
+
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::bindings::{self, ComponentPre};
+use crate::error::Error;
+use crate::store::ResultStore;
+
+/// Per-instance state: WASI and WASI HTTP contexts and their resource table.
+pub struct HostState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
+}
+
+impl bindings::wit::Host for HostState {}
+
+/// The compiled component, ready to instantiate. Cheap to share by reference; each
+/// [`ResultStore`] gets its own instance.
+pub struct Runtime {
+    engine: Engine,
+    pre: ComponentPre<HostState>,
+    env: Vec<(String, String)>,
+}
+
+impl Runtime {
+    /// Compiles the component at `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Runtime, Error> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| {
+            Error::Runtime(wasmtime::Error::msg(format!(
+                "cannot read the component {}: {e}; build it with \
+                 `cargo build --release --target wasm32-wasip2 -p s3-result-store`",
+                path.display()
+            )))
+        })?;
+        Runtime::from_bytes(&bytes)
+    }
+
+    /// Compiles a component from its bytes, reusing wasmtime's on-disk compilation cache
+    /// when it can (a cold compile takes seconds; a cached load, milliseconds).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Runtime, Error> {
+        let mut config = wasmtime::Config::new();
+        if let Ok(cache) = wasmtime::Cache::new(wasmtime::CacheConfig::new()) {
+            config.cache(Some(cache));
+        }
+        let engine = Engine::new(&config)?;
+        let component = Component::new(&engine, bytes)?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
+        bindings::wit::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        let pre = ComponentPre::new(linker.instantiate_pre(&component)?)?;
+        Ok(Runtime {
+            engine,
+            pre,
+            env: Vec::new(),
+        })
+    }
+
+    /// Environment variables the component sees (its fallback for credentials, region and
+    /// endpoint). Empty unless set: the host's own environment is never passed implicitly.
+    pub fn with_env<I, K, V>(mut self, env: I) -> Runtime
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.env = env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        self
+    }
+
+    /// Opens a store: a fresh instance of the component and one `result-store` resource in it.
+    pub fn open(&self, config: &s3_result_store::ConfigInput) -> Result<ResultStore, Error> {
+        let wasi = WasiCtx::builder().envs(&self.env).build();
+        let mut store = Store::new(
+            &self.engine,
+            HostState {
+                wasi,
+                http: WasiHttpCtx::new(),
+                table: ResourceTable::new(),
+            },
+        );
+        let instance = self.pre.instantiate(&mut store)?;
+        ResultStore::open(store, instance, config)
+    }
+}
+
+/// Where `cargo build --release --target wasm32-wasip2` puts the component in this workspace,
+/// unless `S3RS_COMPONENT` names another file.
+pub fn default_component_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("S3RS_COMPONENT") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("wasm32-wasip2/release/s3_result_store.wasm")
+}
