@@ -1,1 +1,170 @@
+//! Shared set-up for the end-to-end tests: one S3 server per test binary (the embedded one,
+//! or an external server named by `S3RS_TEST_*` variables), the compiled component, unique
+//! key prefixes, and an independent client (boto3) to look at what was really stored.
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `S3RS_TEST_ENDPOINT` | external server URL; unset: start the embedded s3s-fs server |
+//! | `S3RS_TEST_ACCESS_KEY_ID`, `S3RS_TEST_SECRET_ACCESS_KEY` | its credentials |
+//! | `S3RS_TEST_BUCKET` | an existing bucket; each test writes under its own prefix in it |
+//! | `S3RS_TEST_REGION` | signing region (default `us-east-1`) |
+//! | `S3RS_TEST_SERVER` | name shown in output (`garage`, `minio`, `aws`, ...) |
+//! | `S3RS_TEST_VERIFIES_SIGNATURES` | `0` for servers that accept any signature (moto) |
+//! | `S3RS_PYTHON` | Python with boto3 for the independent client (default `.venv/bin/python`) |
 
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use s3_result_store_host::local_s3::{LocalS3, LocalS3Options};
+use s3_result_store_host::{ConfigInput, Runtime, default_component_path};
+
+/// The S3 server the tests run against.
+pub struct TestServer {
+    pub name: String,
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub bucket: String,
+    pub verifies_signatures: bool,
+    /// Whether objects are files (s3s-fs): such a server cannot hold a key ending in '/' or
+    /// with '.'/'..' segments, and folds '//' into '/'.
+    pub keys_are_paths: bool,
+    /// Keeps the embedded server alive for the whole test binary.
+    _local: Option<LocalS3>,
+}
+
+impl TestServer {
+    fn from_env() -> TestServer {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if let Some(endpoint) = var("S3RS_TEST_ENDPOINT") {
+            let need = |name: &str| {
+                var(name).unwrap_or_else(|| panic!("S3RS_TEST_ENDPOINT is set, so {name} must be too"))
+            };
+            return TestServer {
+                name: var("S3RS_TEST_SERVER").unwrap_or_else(|| "external".into()),
+                endpoint,
+                region: var("S3RS_TEST_REGION").unwrap_or_else(|| "us-east-1".into()),
+                access_key_id: need("S3RS_TEST_ACCESS_KEY_ID"),
+                secret_access_key: need("S3RS_TEST_SECRET_ACCESS_KEY"),
+                bucket: need("S3RS_TEST_BUCKET"),
+                verifies_signatures: var("S3RS_TEST_VERIFIES_SIGNATURES").as_deref() != Some("0"),
+                keys_are_paths: false,
+                _local: None,
+            };
+        }
+        let local = LocalS3::start(LocalS3Options::default()).expect("start the embedded S3 server");
+        let bucket = "s3rs-test".to_owned();
+        local.create_bucket(&bucket).expect("create the test bucket");
+        TestServer {
+            name: "embedded s3s-fs".into(),
+            endpoint: local.endpoint(),
+            region: local.region().to_owned(),
+            access_key_id: local.access_key().to_owned(),
+            secret_access_key: local.secret_key().to_owned(),
+            bucket,
+            verifies_signatures: true,
+            keys_are_paths: true,
+            _local: Some(local),
+        }
+    }
+
+    /// A config for this server with `base_path` as the prefix.
+    pub fn config(&self, base_path: &str) -> ConfigInput {
+        ConfigInput {
+            endpoint_url: Some(self.endpoint.clone()),
+            region: Some(self.region.clone()),
+            access_key_id: Some(self.access_key_id.clone()),
+            secret_access_key: Some(self.secret_access_key.clone()),
+            bucket_name: Some(self.bucket.clone()),
+            base_path: Some(base_path.to_owned()),
+            ..ConfigInput::default()
+        }
+    }
+
+    /// Keys under `prefix`, as an independent client (boto3, ListObjectsV2) sees them.
+    pub fn list_keys(&self, prefix: &str) -> Vec<String> {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/list_keys.py");
+        let output = Command::new(python())
+            .arg(script)
+            .env("ENDPOINT", &self.endpoint)
+            .env("REGION", &self.region)
+            .env("ACCESS_KEY_ID", &self.access_key_id)
+            .env("SECRET_ACCESS_KEY", &self.secret_access_key)
+            .env("BUCKET", &self.bucket)
+            .env("PREFIX", prefix)
+            .output()
+            .expect("run the boto3 listing script (is boto3 installed? see README)");
+        assert!(
+            output.status.success(),
+            "boto3 listing failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8(output.stdout).expect("listing is UTF-8");
+        let mut keys: Vec<String> = text
+            .lines()
+            .map(|line| decode_hex(line).expect("listing lines are hex"))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Says by name that this server cannot run a test, so nothing is skipped silently.
+    pub fn unsupported(&self, test: &str, why: &str) {
+        // Written to the real stderr, past libtest's capture, so it shows in every run.
+        let _ = writeln!(
+            std::io::stderr(),
+            "NOT SUPPORTED by {}: {test}: {why}",
+            self.name
+        );
+    }
+}
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("S3RS_PYTHON") {
+        return p.into();
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    if venv.exists() { venv } else { "python3".into() }
+}
+
+fn decode_hex(line: &str) -> Option<String> {
+    let bytes = (0..line.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(line.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// The server for this test binary, started on first use.
+pub fn server() -> &'static TestServer {
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let s = TestServer::from_env();
+        let _ = writeln!(std::io::stderr(), "testing against {} at {}", s.name, s.endpoint);
+        s
+    })
+}
+
+/// The component, compiled once for this test binary.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        Runtime::load(default_component_path()).unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+/// A key prefix no other test (or earlier run) uses, so tests run in parallel and against
+/// shared buckets without seeing each other's objects.
+pub fn unique_prefix(test: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("s3rs-test/{nanos:x}-{}-{n}/{test}/", std::process::id())
+}

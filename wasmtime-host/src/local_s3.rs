@@ -16,7 +16,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::dto::GetObjectInput;
+use s3s::dto::{GetObjectInput, PutObjectInput};
 use s3s::S3Request;
 use s3s::host::{S3Host, VirtualHost};
 use s3s::service::{S3Service, S3ServiceBuilder};
@@ -578,8 +578,9 @@ mod tests {
     }
 }
 
-/// Signed requests only, as s3s's default; and GET of an object in a missing bucket answers
-/// `NoSuchBucket` like AWS, MinIO and Garage do (s3s-fs alone says `NoSuchKey`).
+/// Signed requests only, as s3s's default; and GET or PUT of an object in a missing bucket
+/// answers `NoSuchBucket` like AWS, MinIO and Garage do (alone, s3s-fs answers a GET with
+/// `NoSuchKey` and a PUT by creating the bucket's directory).
 struct BucketCheck {
     root: PathBuf,
 }
@@ -594,7 +595,18 @@ impl S3Access for BucketCheck {
     }
 
     async fn get_object(&self, req: &mut S3Request<GetObjectInput>) -> S3Result<()> {
-        if self.root.join(&req.input.bucket).is_dir() {
+        self.bucket_exists(&req.input.bucket)
+    }
+
+    async fn put_object(&self, req: &mut S3Request<PutObjectInput>) -> S3Result<()> {
+        self.bucket_exists(&req.input.bucket)
+    }
+}
+
+impl BucketCheck {
+    fn bucket_exists(&self, bucket: &str) -> S3Result<()> {
+        // s3s has validated the name already, so it is one plain path component.
+        if self.root.join(bucket).is_dir() {
             Ok(())
         } else {
             Err(s3_error!(NoSuchBucket))
