@@ -36,8 +36,14 @@ impl fmt::Debug for ConfigInput {
             .field("endpoint_url", &self.endpoint_url)
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| REDACTED))
-            .field("session_token", &self.session_token.as_ref().map(|_| REDACTED))
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| REDACTED),
+            )
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| REDACTED),
+            )
             .field("bucket_name", &self.bucket_name)
             .field("base_path", &self.base_path)
             .field("addressing_style", &self.addressing_style)
@@ -60,7 +66,10 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &REDACTED)
-            .field("session_token", &self.session_token.as_ref().map(|_| REDACTED))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| REDACTED),
+            )
             .finish()
     }
 }
@@ -190,7 +199,10 @@ impl Env {
     }
 
     fn get(&self, name: &str) -> Option<String> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 }
 
@@ -199,7 +211,10 @@ fn non_empty(value: &Option<String>) -> Option<String> {
 }
 
 fn resolve_credentials(input: &ConfigInput, env: &Env) -> Result<Credentials, Error> {
-    let (id, secret) = (non_empty(&input.access_key_id), non_empty(&input.secret_access_key));
+    let (id, secret) = (
+        non_empty(&input.access_key_id),
+        non_empty(&input.secret_access_key),
+    );
     // Credentials in the config are taken as they are: the environment is not consulted, so a
     // stray AWS_SESSION_TOKEN can never be paired with keys it does not belong to.
     let (id, secret, token) = if id.is_some() || secret.is_some() {
@@ -257,14 +272,18 @@ fn parse_endpoint(url: &str) -> Result<Endpoint, Error> {
     };
     let authority = uri.authority().ok_or_else(|| invalid("missing host"))?;
     if authority.as_str().contains('@') {
-        return Err(invalid("user info is not allowed; give credentials in their own fields"));
+        return Err(invalid(
+            "user info is not allowed; give credentials in their own fields",
+        ));
     }
     let host = authority.host();
     if host.is_empty() {
         return Err(invalid("missing host"));
     }
     if !matches!(uri.path(), "" | "/") {
-        return Err(invalid("a path is not allowed; use base-path for a key prefix"));
+        return Err(invalid(
+            "a path is not allowed; use base-path for a key prefix",
+        ));
     }
     if uri.query().is_some() {
         return Err(invalid("a query is not allowed"));
@@ -374,7 +393,10 @@ mod tests {
         };
         assert_eq!(resolve(&i, &[]), Err(Error::MissingCredentials));
         assert_eq!(
-            resolve(&i, &[("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")]),
+            resolve(
+                &i,
+                &[("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")]
+            ),
             Err(Error::MissingCredentials)
         );
     }
@@ -414,17 +436,19 @@ mod tests {
         let mut i = input();
         i.secret_access_key = None;
         let env = [("AWS_SECRET_ACCESS_KEY", "ENVSECRET")];
-        assert!(matches!(resolve(&i, &env), Err(Error::InvalidConfig(m)) if m.contains("secret-access-key")));
+        assert!(
+            matches!(resolve(&i, &env), Err(Error::InvalidConfig(m)) if m.contains("secret-access-key"))
+        );
     }
 
     #[test]
     fn region_precedence() {
-        let env = [("AWS_REGION", "eu-west-1"), ("AWS_DEFAULT_REGION", "eu-west-2")];
+        let env = [
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_DEFAULT_REGION", "eu-west-2"),
+        ];
         assert_eq!(resolve(&input(), &env).unwrap().region, "eu-west-1");
-        assert_eq!(
-            resolve(&input(), &env[1..]).unwrap().region,
-            "eu-west-2"
-        );
+        assert_eq!(resolve(&input(), &env[1..]).unwrap().region, "eu-west-2");
         assert_eq!(resolve(&input(), &[]).unwrap().region, "us-east-1");
         let mut i = input();
         i.region = Some("garage".into());
@@ -445,7 +469,10 @@ mod tests {
         assert_eq!(c.endpoint.authority(None), "general:9000");
         let mut i = input();
         i.endpoint_url = Some("https://config.example".into());
-        assert_eq!(resolve(&i, &env).unwrap().endpoint.authority(None), "config.example");
+        assert_eq!(
+            resolve(&i, &env).unwrap().endpoint.authority(None),
+            "config.example"
+        );
         let mut i = input();
         i.region = Some("eu-central-1".into());
         let c = resolve(&i, &[]).unwrap();
@@ -485,7 +512,11 @@ mod tests {
         ] {
             let mut i = input();
             i.endpoint_url = Some(url.into());
-            assert_eq!(resolve(&i, &[]).unwrap().endpoint.authority(None), authority, "{url}");
+            assert_eq!(
+                resolve(&i, &[]).unwrap().endpoint.authority(None),
+                authority,
+                "{url}"
+            );
         }
     }
 
@@ -500,7 +531,10 @@ mod tests {
         assert_eq!(style(None, "results"), Ok(AddressingStyle::VirtualHosted));
         assert_eq!(style(None, "my.results"), Ok(AddressingStyle::Path));
         assert_eq!(style(None, "My_Results"), Ok(AddressingStyle::Path));
-        assert_eq!(style(Some("http://127.0.0.1:9000"), "results"), Ok(AddressingStyle::Path));
+        assert_eq!(
+            style(Some("http://127.0.0.1:9000"), "results"),
+            Ok(AddressingStyle::Path)
+        );
         assert_eq!(
             style(Some("https://s3.eu-west-1.amazonaws.com"), "results"),
             Ok(AddressingStyle::VirtualHosted)
@@ -531,7 +565,16 @@ mod tests {
     fn dns_safe_bucket_rules() {
         assert!(is_dns_safe_bucket("abc"));
         assert!(is_dns_safe_bucket("a.b-c"));
-        for bad in ["ab", "Abc", "a_b", "-ab", "ab-", "a..b", "a.-b", "192.168.1.1"] {
+        for bad in [
+            "ab",
+            "Abc",
+            "a_b",
+            "-ab",
+            "ab-",
+            "a..b",
+            "a.-b",
+            "192.168.1.1",
+        ] {
             assert!(!is_dns_safe_bucket(bad), "{bad}");
         }
     }
@@ -552,6 +595,8 @@ mod tests {
     fn overlong_base_path_is_invalid_config() {
         let mut i = input();
         i.base_path = Some("p".repeat(1025));
-        assert!(matches!(resolve(&i, &[]), Err(Error::InvalidConfig(m)) if m.contains("base-path")));
+        assert!(
+            matches!(resolve(&i, &[]), Err(Error::InvalidConfig(m)) if m.contains("base-path"))
+        );
     }
 }

@@ -48,7 +48,9 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::MissingBucketName => f.write_str("missing bucket name: set bucket-name in the config"),
+            Error::MissingBucketName => {
+                f.write_str("missing bucket name: set bucket-name in the config")
+            }
             Error::MissingCredentials => f.write_str(
                 "missing S3 credentials: set access-key-id and secret-access-key in the config, \
                  or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",

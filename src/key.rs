@@ -72,7 +72,9 @@ mod tests {
 
     #[test]
     fn empty_key_is_invalid_even_with_base_path() {
-        assert!(matches!(ObjectKey::new("p/", ""), Err(Error::InvalidKey(m)) if m.contains("empty")));
+        assert!(
+            matches!(ObjectKey::new("p/", ""), Err(Error::InvalidKey(m)) if m.contains("empty"))
+        );
     }
 
     #[test]
@@ -92,7 +94,10 @@ mod tests {
     #[test]
     fn control_characters_are_refused() {
         for key in ["a\nb", "\0", "tab\there", "del\u{7f}", "c1\u{85}"] {
-            assert!(matches!(ObjectKey::new("", key), Err(Error::InvalidKey(m)) if m.contains("U+")), "{key:?}");
+            assert!(
+                matches!(ObjectKey::new("", key), Err(Error::InvalidKey(m)) if m.contains("U+")),
+                "{key:?}"
+            );
         }
     }
 
@@ -104,6 +109,9 @@ mod tests {
         assert_eq!(enc("//evil.com/x"), "//evil.com/x");
         assert_eq!(enc("a/../../b"), "a/../../b");
         assert_eq!(enc("é€"), "%C3%A9%E2%82%AC");
-        assert_eq!(enc("a:b@c=d&e;f,g*h'i(j)k!l$"), "a%3Ab%40c%3Dd%26e%3Bf%2Cg%2Ah%27i%28j%29k%21l%24");
+        assert_eq!(
+            enc("a:b@c=d&e;f,g*h'i(j)k!l$"),
+            "a%3Ab%40c%3Dd%26e%3Bf%2Cg%2Ah%27i%28j%29k%21l%24"
+        );
     }
 }

@@ -102,7 +102,10 @@ mod tests {
             uri(&c, "a b").to_string(),
             "https://results.s3.us-east-1.amazonaws.com/a%20b"
         );
-        let c = config(Some("http://localhost:3900"), AddressingStyle::VirtualHosted);
+        let c = config(
+            Some("http://localhost:3900"),
+            AddressingStyle::VirtualHosted,
+        );
         assert_eq!(uri(&c, "k").to_string(), "http://results.localhost:3900/k");
     }
 
@@ -110,9 +113,22 @@ mod tests {
     fn hostile_keys_stay_in_the_path() {
         for style in [AddressingStyle::Path, AddressingStyle::VirtualHosted] {
             let c = config(Some("http://s3.local:9000"), style);
-            for key in ["//evil.com/x", "/x", "a/../../b", "?list-type=2", "#frag", "@evil.com", "..", "%2F"] {
+            for key in [
+                "//evil.com/x",
+                "/x",
+                "a/../../b",
+                "?list-type=2",
+                "#frag",
+                "@evil.com",
+                "..",
+                "%2F",
+            ] {
                 let u = uri(&c, key);
-                let host = if style == AddressingStyle::Path { "s3.local" } else { "results.s3.local" };
+                let host = if style == AddressingStyle::Path {
+                    "s3.local"
+                } else {
+                    "results.s3.local"
+                };
                 assert_eq!(u.host(), Some(host), "{key}");
                 assert_eq!(u.port_u16(), Some(9000), "{key}");
                 assert_eq!(u.query(), None, "{key}");

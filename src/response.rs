@@ -112,15 +112,29 @@ fn parse_error_xml(body: &[u8]) -> Option<ErrorFields> {
             }
             Event::Text(t) => {
                 let text = t.decode().ok()?;
-                push_field(current.as_deref(), &text, &mut code, &mut message, &mut request_id);
+                push_field(
+                    current.as_deref(),
+                    &text,
+                    &mut code,
+                    &mut message,
+                    &mut request_id,
+                );
             }
             // Entities arrive as their own events: `&amp;` in a message must read as '&'.
             Event::GeneralRef(r) => {
                 let resolved = match r.resolve_char_ref().ok()? {
                     Some(c) => c.to_string(),
-                    None => quick_xml::escape::resolve_predefined_entity(&r.decode().ok()?)?.to_owned(),
+                    None => {
+                        quick_xml::escape::resolve_predefined_entity(&r.decode().ok()?)?.to_owned()
+                    }
                 };
-                push_field(current.as_deref(), &resolved, &mut code, &mut message, &mut request_id);
+                push_field(
+                    current.as_deref(),
+                    &resolved,
+                    &mut code,
+                    &mut message,
+                    &mut request_id,
+                );
             }
             Event::End(_) => current = None,
             Event::Eof => break,
@@ -163,7 +177,10 @@ fn describe_body(response: &Response) -> String {
     if text.chars().count() > QUOTE_LIMIT {
         quoted.push('…');
     }
-    format!("{reason}; the body is not an S3 error document: {}", quoted.trim())
+    format!(
+        "{reason}; the body is not an S3 error document: {}",
+        quoted.trim()
+    )
 }
 
 #[cfg(test)]
@@ -189,22 +206,36 @@ mod tests {
     #[test]
     fn get_found_returns_the_body() {
         let mut r = response(200, "value");
-        r.headers.insert(header::CONTENT_LENGTH, "5".parse().unwrap());
+        r.headers
+            .insert(header::CONTENT_LENGTH, "5".parse().unwrap());
         assert_eq!(outcome(Operation::Get, "b", r), Ok(Some(b"value".to_vec())));
     }
 
     #[test]
     fn get_with_short_body_is_a_transport_error() {
         let mut r = response(200, "val");
-        r.headers.insert(header::CONTENT_LENGTH, "5".parse().unwrap());
-        assert!(matches!(outcome(Operation::Get, "b", r), Err(Error::Transport(m)) if m.contains("3 bytes")));
+        r.headers
+            .insert(header::CONTENT_LENGTH, "5".parse().unwrap());
+        assert!(
+            matches!(outcome(Operation::Get, "b", r), Err(Error::Transport(m)) if m.contains("3 bytes"))
+        );
     }
 
     #[test]
     fn missing_key_is_none_for_get_and_success_for_delete() {
-        assert_eq!(outcome(Operation::Get, "b", response(404, &s3_error("NoSuchKey"))), Ok(None));
+        assert_eq!(
+            outcome(Operation::Get, "b", response(404, &s3_error("NoSuchKey"))),
+            Ok(None)
+        );
         assert_eq!(outcome(Operation::Get, "b", response(404, "")), Ok(None));
-        assert_eq!(outcome(Operation::Delete, "b", response(404, &s3_error("NoSuchKey"))), Ok(None));
+        assert_eq!(
+            outcome(
+                Operation::Delete,
+                "b",
+                response(404, &s3_error("NoSuchKey"))
+            ),
+            Ok(None)
+        );
         assert_eq!(outcome(Operation::Delete, "b", response(204, "")), Ok(None));
     }
 
@@ -220,7 +251,11 @@ mod tests {
 
     #[test]
     fn auth_failures_are_access_denied_keeping_the_code() {
-        for code in ["AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId"] {
+        for code in [
+            "AccessDenied",
+            "SignatureDoesNotMatch",
+            "InvalidAccessKeyId",
+        ] {
             match outcome(Operation::Get, "b", response(403, &s3_error(code))) {
                 Err(Error::AccessDenied(info)) => {
                     assert_eq!(info.code, code);
@@ -254,14 +289,19 @@ mod tests {
         match outcome(Operation::Get, "b", r) {
             Err(Error::S3(info)) => {
                 assert_eq!(info.code, "");
-                assert!(info.message.starts_with("Bad Gateway; the body is not an S3 error"));
+                assert!(
+                    info.message
+                        .starts_with("Bad Gateway; the body is not an S3 error")
+                );
                 assert!(info.message.len() < 400, "{}", info.message.len());
                 assert_eq!(info.request_id.as_deref(), Some("HDR"));
             }
             other => panic!("{other:?}"),
         }
         let r = response(500, "\u{0}\u{1}binary\nnoise");
-        let Err(Error::S3(info)) = outcome(Operation::Get, "b", r) else { panic!() };
+        let Err(Error::S3(info)) = outcome(Operation::Get, "b", r) else {
+            panic!()
+        };
         assert!(!info.message.contains('\n') && !info.message.contains('\0'));
     }
 
@@ -273,6 +313,9 @@ mod tests {
 
     #[test]
     fn put_404_without_code_is_an_error_not_success() {
-        assert!(matches!(outcome(Operation::Put, "b", response(404, "")), Err(Error::S3(_))));
+        assert!(matches!(
+            outcome(Operation::Put, "b", response(404, "")),
+            Err(Error::S3(_))
+        ));
     }
 }

@@ -111,7 +111,13 @@ mod tests {
             .header("range", "bytes=0-9")
             .body(Vec::new())
             .unwrap();
-        sign(&mut request, &example_credentials(None), "us-east-1", example_time()).unwrap();
+        sign(
+            &mut request,
+            &example_credentials(None),
+            "us-east-1",
+            example_time(),
+        )
+        .unwrap();
         let auth = request.headers()["authorization"].to_str().unwrap();
         assert_eq!(
             auth,
@@ -124,7 +130,10 @@ mod tests {
             request.headers()["x-amz-content-sha256"],
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-        assert!(request.headers().get("host").is_none(), "host must be left to the transport");
+        assert!(
+            request.headers().get("host").is_none(),
+            "host must be left to the transport"
+        );
     }
 
     #[test]
@@ -132,7 +141,13 @@ mod tests {
         let mut request = Request::put("http://127.0.0.1:9000/b/k")
             .body(b"Welcome to Amazon S3.".to_vec())
             .unwrap();
-        sign(&mut request, &example_credentials(None), "us-east-1", example_time()).unwrap();
+        sign(
+            &mut request,
+            &example_credentials(None),
+            "us-east-1",
+            example_time(),
+        )
+        .unwrap();
         assert_eq!(
             request.headers()["x-amz-content-sha256"],
             "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072"
@@ -142,8 +157,16 @@ mod tests {
     #[test]
     fn path_is_signed_as_given_without_normalisation() {
         let sign_path = |path: &str| {
-            let mut r = Request::get(format!("http://h:1{path}")).body(Vec::new()).unwrap();
-            sign(&mut r, &example_credentials(None), "us-east-1", example_time()).unwrap();
+            let mut r = Request::get(format!("http://h:1{path}"))
+                .body(Vec::new())
+                .unwrap();
+            sign(
+                &mut r,
+                &example_credentials(None),
+                "us-east-1",
+                example_time(),
+            )
+            .unwrap();
             r.headers()["authorization"].to_str().unwrap().to_owned()
         };
         // Distinct keys must give distinct signatures: nothing collapses '//' or '..'.
@@ -157,7 +180,13 @@ mod tests {
     #[test]
     fn session_token_is_sent_and_sensitive() {
         let mut request = Request::get("http://h:1/b/k").body(Vec::new()).unwrap();
-        sign(&mut request, &example_credentials(Some("TOKEN")), "us-east-1", example_time()).unwrap();
+        sign(
+            &mut request,
+            &example_credentials(Some("TOKEN")),
+            "us-east-1",
+            example_time(),
+        )
+        .unwrap();
         let token = &request.headers()["x-amz-security-token"];
         assert_eq!(token, "TOKEN");
         assert!(token.is_sensitive());

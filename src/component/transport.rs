@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
-    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, Method, OutgoingBody,
-    OutgoingRequest, RequestOptions, Scheme,
+    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, Method, OutgoingBody, OutgoingRequest,
+    RequestOptions, Scheme,
 };
 use wasi::io::streams::{OutputStream, StreamError};
 
@@ -35,9 +35,8 @@ impl Transport for WasiHttp {
         let future = outgoing_handler::handle(outgoing, Some(request_options()))
             .map_err(|e| http_error(&e))?;
         let written = write_body(&outgoing_body, &body);
-        let finished = written.and_then(|()| {
-            OutgoingBody::finish(outgoing_body, None).map_err(|e| http_error(&e))
-        });
+        let finished = written
+            .and_then(|()| OutgoingBody::finish(outgoing_body, None).map_err(|e| http_error(&e)));
         // A server may answer (403, 503) before reading the whole body; its answer says more
         // than the broken pipe does.
         match (wait(&future), finished) {
@@ -69,8 +68,12 @@ fn outgoing_request(parts: &http::request::Parts) -> Result<OutgoingRequest, Err
         _ => Scheme::Http,
     };
     let refused = |what: &str| Error::Transport(format!("the host refused the request {what}"));
-    request.set_method(&method).map_err(|()| refused("method"))?;
-    request.set_scheme(Some(&scheme)).map_err(|()| refused("scheme"))?;
+    request
+        .set_method(&method)
+        .map_err(|()| refused("method"))?;
+    request
+        .set_scheme(Some(&scheme))
+        .map_err(|()| refused("scheme"))?;
     request
         .set_authority(parts.uri.authority().map(|a| a.as_str()))
         .map_err(|()| refused("authority"))?;
@@ -109,7 +112,9 @@ fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), Error> {
             stream.subscribe().block();
             continue;
         }
-        let n = usize::try_from(permitted).unwrap_or(usize::MAX).min(bytes.len());
+        let n = usize::try_from(permitted)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
         stream.write(&bytes[..n]).map_err(stream_error)?;
         bytes = &bytes[n..];
     }
@@ -173,12 +178,10 @@ fn read_body(body: &IncomingBody, capacity: usize) -> Result<Vec<u8>, Error> {
 fn stream_error(e: StreamError) -> Error {
     match e {
         StreamError::Closed => Error::Transport("the connection closed early".into()),
-        StreamError::LastOperationFailed(io) => {
-            match wasi::http::types::http_error_code(&io) {
-                Some(code) => http_error(&code),
-                None => Error::Transport(io.to_debug_string()),
-            }
-        }
+        StreamError::LastOperationFailed(io) => match wasi::http::types::http_error_code(&io) {
+            Some(code) => http_error(&code),
+            None => Error::Transport(io.to_debug_string()),
+        },
     }
 }
 

@@ -42,7 +42,8 @@ impl TestServer {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         if let Some(endpoint) = var("S3RS_TEST_ENDPOINT") {
             let need = |name: &str| {
-                var(name).unwrap_or_else(|| panic!("S3RS_TEST_ENDPOINT is set, so {name} must be too"))
+                var(name)
+                    .unwrap_or_else(|| panic!("S3RS_TEST_ENDPOINT is set, so {name} must be too"))
             };
             return TestServer {
                 name: var("S3RS_TEST_SERVER").unwrap_or_else(|| "external".into()),
@@ -56,9 +57,15 @@ impl TestServer {
                 _local: None,
             };
         }
-        let local = LocalS3::start(LocalS3Options::default()).expect("start the embedded S3 server");
+        let local = LocalS3::start(LocalS3Options {
+            data_dir: Some(embedded_data_dir()),
+            ..LocalS3Options::default()
+        })
+        .expect("start the embedded S3 server");
         let bucket = "s3rs-test".to_owned();
-        local.create_bucket(&bucket).expect("create the test bucket");
+        local
+            .create_bucket(&bucket)
+            .expect("create the test bucket");
         TestServer {
             name: "embedded s3s-fs".into(),
             endpoint: local.endpoint(),
@@ -123,12 +130,40 @@ impl TestServer {
     }
 }
 
+/// Statics are never dropped, so the server's temporary directory would outlive every run:
+/// keep the data under cargo's target/tmp instead, one directory per process, and remove those
+/// of processes that are gone.
+fn embedded_data_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let root = target.join("tmp/embedded-s3");
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let alive = name
+                .to_str()
+                .is_some_and(|pid| PathBuf::from("/proc").join(pid).exists());
+            if !alive {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let dir = root.join(std::process::id().to_string());
+    std::fs::create_dir_all(&dir).expect("create the embedded server's data directory");
+    dir
+}
+
 fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("S3RS_PYTHON") {
         return p.into();
     }
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    if venv.exists() { venv } else { "python3".into() }
+    if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    }
 }
 
 fn decode_hex(line: &str) -> Option<String> {
@@ -144,7 +179,12 @@ pub fn server() -> &'static TestServer {
     static SERVER: OnceLock<TestServer> = OnceLock::new();
     SERVER.get_or_init(|| {
         let s = TestServer::from_env();
-        let _ = writeln!(std::io::stderr(), "testing against {} at {}", s.name, s.endpoint);
+        let _ = writeln!(
+            std::io::stderr(),
+            "testing against {} at {}",
+            s.name,
+            s.endpoint
+        );
         s
     })
 }
@@ -152,9 +192,8 @@ pub fn server() -> &'static TestServer {
 /// The component, compiled once for this test binary.
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        Runtime::load(default_component_path()).unwrap_or_else(|e| panic!("{e}"))
-    })
+    RUNTIME
+        .get_or_init(|| Runtime::load(default_component_path()).unwrap_or_else(|e| panic!("{e}")))
 }
 
 /// A key prefix no other test (or earlier run) uses, so tests run in parallel and against

@@ -14,10 +14,10 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
+use s3s::S3Request;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::{GetObjectInput, PutObjectInput};
-use s3s::S3Request;
 use s3s::host::{S3Host, VirtualHost};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Result, s3_error};
@@ -363,6 +363,42 @@ impl S3Host for BaseDomainHost {
     }
 }
 
+/// Signed requests only, as s3s's default; and GET or PUT of an object in a missing bucket
+/// answers `NoSuchBucket` like AWS, MinIO and Garage do (alone, s3s-fs answers a GET with
+/// `NoSuchKey` and a PUT by creating the bucket's directory).
+struct BucketCheck {
+    root: PathBuf,
+}
+
+#[async_trait::async_trait]
+impl S3Access for BucketCheck {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        match cx.credentials() {
+            Some(_) => Ok(()),
+            None => Err(s3_error!(AccessDenied, "Signature is required")),
+        }
+    }
+
+    async fn get_object(&self, req: &mut S3Request<GetObjectInput>) -> S3Result<()> {
+        self.bucket_exists(&req.input.bucket)
+    }
+
+    async fn put_object(&self, req: &mut S3Request<PutObjectInput>) -> S3Result<()> {
+        self.bucket_exists(&req.input.bucket)
+    }
+}
+
+impl BucketCheck {
+    fn bucket_exists(&self, bucket: &str) -> S3Result<()> {
+        // s3s has validated the name already, so it is one plain path component.
+        if self.root.join(bucket).is_dir() {
+            Ok(())
+        } else {
+            Err(s3_error!(NoSuchBucket))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,41 +611,5 @@ mod tests {
         assert!(!dir.exists());
         let mut rest = Vec::new();
         idle.read_to_end(&mut rest).unwrap(); // EOF, not a timeout
-    }
-}
-
-/// Signed requests only, as s3s's default; and GET or PUT of an object in a missing bucket
-/// answers `NoSuchBucket` like AWS, MinIO and Garage do (alone, s3s-fs answers a GET with
-/// `NoSuchKey` and a PUT by creating the bucket's directory).
-struct BucketCheck {
-    root: PathBuf,
-}
-
-#[async_trait::async_trait]
-impl S3Access for BucketCheck {
-    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        match cx.credentials() {
-            Some(_) => Ok(()),
-            None => Err(s3_error!(AccessDenied, "Signature is required")),
-        }
-    }
-
-    async fn get_object(&self, req: &mut S3Request<GetObjectInput>) -> S3Result<()> {
-        self.bucket_exists(&req.input.bucket)
-    }
-
-    async fn put_object(&self, req: &mut S3Request<PutObjectInput>) -> S3Result<()> {
-        self.bucket_exists(&req.input.bucket)
-    }
-}
-
-impl BucketCheck {
-    fn bucket_exists(&self, bucket: &str) -> S3Result<()> {
-        // s3s has validated the name already, so it is one plain path component.
-        if self.root.join(bucket).is_dir() {
-            Ok(())
-        } else {
-            Err(s3_error!(NoSuchBucket))
-        }
     }
 }

@@ -163,9 +163,8 @@ fn io_error(what: &str, e: std::io::Error) -> Error {
 
 fn read_value(value: Option<String>, file: Option<PathBuf>) -> Result<Vec<u8>, Error> {
     match (value, file) {
-        (_, Some(path)) => {
-            std::fs::read(&path).map_err(|e| io_error(&format!("cannot read {}", path.display()), e))
-        }
+        (_, Some(path)) => std::fs::read(&path)
+            .map_err(|e| io_error(&format!("cannot read {}", path.display()), e)),
         (Some(v), None) if v != "-" => Ok(v.into_bytes()),
         _ => {
             let mut buf = Vec::new();
@@ -187,17 +186,27 @@ fn write_stdout(bytes: &[u8]) -> Result<(), Error> {
 fn demo(component: &std::path::Path, data_dir: Option<PathBuf>) -> Result<ExitCode, Error> {
     let started = Instant::now();
     let runtime = Runtime::load(component)?;
-    println!("loaded the component {} in {:.0?}", component.display(), started.elapsed());
+    println!(
+        "loaded the component {} in {:.0?}",
+        component.display(),
+        started.elapsed()
+    );
 
     let server = LocalS3::start(LocalS3Options {
         data_dir,
         ..LocalS3Options::default()
     })
-    .map_err(|e| Error::Runtime(wasmtime::Error::msg(format!("cannot start the local S3 server: {e:#}"))))?;
+    .map_err(|e| {
+        Error::Runtime(wasmtime::Error::msg(format!(
+            "cannot start the local S3 server: {e:#}"
+        )))
+    })?;
     let bucket = "celery-results";
-    server
-        .create_bucket(bucket)
-        .map_err(|e| Error::Runtime(wasmtime::Error::msg(format!("cannot create the bucket: {e:#}"))))?;
+    server.create_bucket(bucket).map_err(|e| {
+        Error::Runtime(wasmtime::Error::msg(format!(
+            "cannot create the bucket: {e:#}"
+        )))
+    })?;
     println!(
         "started an embedded S3 server (s3s-fs, SigV4 checked) at {} with bucket {bucket:?}, data in {}",
         server.endpoint(),
@@ -219,30 +228,66 @@ fn demo(component: &std::path::Path, data_dir: Option<PathBuf>) -> Result<ExitCo
 
     let t = Instant::now();
     store.set(key, value)?;
-    println!("set    {key} ({} bytes) in {:.1?}", value.len(), t.elapsed());
+    println!(
+        "set    {key} ({} bytes) in {:.1?}",
+        value.len(),
+        t.elapsed()
+    );
     let object = server.data_dir().join(bucket).join("results").join(key);
-    println!("       stored as object \"results/{key}\" ({})", if object.exists() { "found on disk" } else { "NOT on disk" });
+    println!(
+        "       stored as object \"results/{key}\" ({})",
+        if object.exists() {
+            "found on disk"
+        } else {
+            "NOT on disk"
+        }
+    );
 
     let t = Instant::now();
     let read = store.get(key)?;
     let same = read.as_deref() == Some(&value[..]);
-    println!("get    {key} in {:.1?}: {} bytes, {}", t.elapsed(), read.as_ref().map_or(0, Vec::len), if same { "identical" } else { "DIFFERENT" });
-    println!("       {}", String::from_utf8_lossy(read.as_deref().unwrap_or_default()));
+    println!(
+        "get    {key} in {:.1?}: {} bytes, {}",
+        t.elapsed(),
+        read.as_ref().map_or(0, Vec::len),
+        if same { "identical" } else { "DIFFERENT" }
+    );
+    println!(
+        "       {}",
+        String::from_utf8_lossy(read.as_deref().unwrap_or_default())
+    );
 
     let t = Instant::now();
     store.delete(key)?;
     println!("delete {key} in {:.1?}", t.elapsed());
     let after = store.get(key)?;
-    println!("get    {key} after delete: {}", if after.is_none() { "none (missing keys read as none)" } else { "STILL THERE" });
+    println!(
+        "get    {key} after delete: {}",
+        if after.is_none() {
+            "none (missing keys read as none)"
+        } else {
+            "STILL THERE"
+        }
+    );
 
     let mut wrong = config.clone();
     wrong.secret_access_key = Some("not-the-secret".into());
     let denied = runtime.open(&wrong)?.get(key).err();
-    println!("get with a wrong secret: {}", denied.map_or_else(|| "UNEXPECTEDLY SUCCEEDED".into(), |e| e.to_string()));
+    println!(
+        "get with a wrong secret: {}",
+        denied.map_or_else(|| "UNEXPECTEDLY SUCCEEDED".into(), |e| e.to_string())
+    );
     let mut missing = config.clone();
     missing.bucket_name = Some("no-such-bucket".into());
     let err = runtime.open(&missing)?.get(key).err();
-    println!("get from a missing bucket: {}", err.map_or_else(|| "UNEXPECTEDLY SUCCEEDED".into(), |e| e.to_string()));
+    println!(
+        "get from a missing bucket: {}",
+        err.map_or_else(|| "UNEXPECTEDLY SUCCEEDED".into(), |e| e.to_string())
+    );
 
-    Ok(if same && after.is_none() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(if same && after.is_none() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }

@@ -95,6 +95,17 @@ impl Runtime {
         self
     }
 
+    /// Names of the component's imports and exports (`wasi:http/outgoing-handler@0.2.12`, ...).
+    pub fn interface(&self) -> (Vec<String>, Vec<String>) {
+        let component = self.pre.instance_pre().component();
+        let ty = component.component_type();
+        let names = |it: &mut dyn Iterator<Item = &str>| it.map(str::to_owned).collect();
+        (
+            names(&mut ty.imports(&self.engine).map(|(n, _)| n)),
+            names(&mut ty.exports(&self.engine).map(|(n, _)| n)),
+        )
+    }
+
     /// Opens a store: a fresh instance of the component and one `result-store` resource in it.
     pub fn open(&self, config: &s3_result_store::ConfigInput) -> Result<ResultStore, Error> {
         let wasi = WasiCtx::builder().envs(&self.env).build();

@@ -86,7 +86,10 @@ mod tests {
 
     #[test]
     fn bytes_keys_must_be_utf8() {
-        assert_eq!(utf8_key(b"celery-task-meta-1").unwrap(), "celery-task-meta-1");
+        assert_eq!(
+            utf8_key(b"celery-task-meta-1").unwrap(),
+            "celery-task-meta-1"
+        );
         assert_eq!(utf8_key("é".as_bytes()).unwrap(), "é");
         let err = utf8_key(b"ab\xffcd").unwrap_err();
         assert!(
