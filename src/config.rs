@@ -4,6 +4,7 @@
 //! fallback rule is unit-testable and the component decides where the environment comes from.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::error::Error;
 
@@ -28,6 +29,15 @@ pub struct ConfigInput {
     pub bucket_name: Option<String>,
     pub base_path: Option<String>,
     pub addressing_style: AddressingStyle,
+    /// Attempts per operation, the first included (default 3; 1 disables retries).
+    pub max_attempts: Option<u32>,
+    /// Time an operation may take, retries and back-off included (default 60 s).
+    pub operation_timeout_ms: Option<u32>,
+    pub connect_timeout_ms: Option<u32>,
+    pub first_byte_timeout_ms: Option<u32>,
+    pub between_bytes_timeout_ms: Option<u32>,
+    /// Largest value `set` sends or `get` accepts (default 256 MiB).
+    pub max_value_bytes: Option<u64>,
 }
 
 impl fmt::Debug for ConfigInput {
@@ -47,6 +57,12 @@ impl fmt::Debug for ConfigInput {
             .field("bucket_name", &self.bucket_name)
             .field("base_path", &self.base_path)
             .field("addressing_style", &self.addressing_style)
+            .field("max_attempts", &self.max_attempts)
+            .field("operation_timeout_ms", &self.operation_timeout_ms)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("first_byte_timeout_ms", &self.first_byte_timeout_ms)
+            .field("between_bytes_timeout_ms", &self.between_bytes_timeout_ms)
+            .field("max_value_bytes", &self.max_value_bytes)
             .finish()
     }
 }
@@ -110,6 +126,34 @@ impl Endpoint {
     }
 }
 
+/// What the transport must enforce on each request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransportLimits {
+    pub connect_timeout: Duration,
+    pub first_byte_timeout: Duration,
+    pub between_bytes_timeout: Duration,
+    /// Larger response bodies are refused rather than buffered.
+    pub max_body_bytes: u64,
+}
+
+/// How hard an operation tries before it reports a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetrySettings {
+    pub max_attempts: u32,
+    /// No attempt starts, and no back-off runs, past this much time since the operation began.
+    pub operation_timeout: Duration,
+}
+
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// Far below wasmtime's 600 s defaults, so a stalled server yields an error, not a hang.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(15);
+pub const DEFAULT_BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(15);
+pub const DEFAULT_MAX_VALUE_BYTES: u64 = 256 << 20;
+/// A wasm32 guest addresses 4 GiB at most; S3 takes 5 GiB in one PUT.
+pub const MAX_VALUE_BYTES_LIMIT: u64 = 2 << 30;
+
 /// A validated config: everything a request needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -120,6 +164,8 @@ pub struct Config {
     pub base_path: String,
     /// Resolved: never `Auto`.
     pub addressing_style: AddressingStyle,
+    pub retry: RetrySettings,
+    pub limits: TransportLimits,
 }
 
 impl Config {
@@ -167,7 +213,49 @@ impl Config {
             bucket,
             base_path,
             addressing_style,
+            retry: resolve_retry(input)?,
+            limits: resolve_limits(input)?,
         })
+    }
+}
+
+fn resolve_retry(input: &ConfigInput) -> Result<RetrySettings, Error> {
+    let max_attempts = input.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+    if !(1..=20).contains(&max_attempts) {
+        return Err(Error::InvalidConfig(format!(
+            "max-attempts is {max_attempts}; it must be 1 to 20"
+        )));
+    }
+    Ok(RetrySettings {
+        max_attempts,
+        operation_timeout: millis(input.operation_timeout_ms, "operation-timeout-ms")?
+            .unwrap_or(DEFAULT_OPERATION_TIMEOUT),
+    })
+}
+
+fn resolve_limits(input: &ConfigInput) -> Result<TransportLimits, Error> {
+    let max_body_bytes = input.max_value_bytes.unwrap_or(DEFAULT_MAX_VALUE_BYTES);
+    if max_body_bytes > MAX_VALUE_BYTES_LIMIT {
+        return Err(Error::InvalidConfig(format!(
+            "max-value-bytes is {max_body_bytes}; a component can hold at most {MAX_VALUE_BYTES_LIMIT}"
+        )));
+    }
+    Ok(TransportLimits {
+        connect_timeout: millis(input.connect_timeout_ms, "connect-timeout-ms")?
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        first_byte_timeout: millis(input.first_byte_timeout_ms, "first-byte-timeout-ms")?
+            .unwrap_or(DEFAULT_FIRST_BYTE_TIMEOUT),
+        between_bytes_timeout: millis(input.between_bytes_timeout_ms, "between-bytes-timeout-ms")?
+            .unwrap_or(DEFAULT_BETWEEN_BYTES_TIMEOUT),
+        max_body_bytes,
+    })
+}
+
+/// A zero timeout would fail every request at once: refuse it rather than guess.
+fn millis(value: Option<u32>, field: &str) -> Result<Option<Duration>, Error> {
+    match value {
+        Some(0) => Err(Error::InvalidConfig(format!("{field} must be at least 1"))),
+        other => Ok(other.map(|ms| Duration::from_millis(u64::from(ms)))),
     }
 }
 
@@ -588,6 +676,49 @@ mod tests {
             assert!(!text.contains("SECRET"), "{text}");
             assert!(!text.contains("TOKEN-XYZ"), "{text}");
             assert!(text.contains("AKID"));
+        }
+    }
+
+    #[test]
+    fn retry_and_limit_defaults_and_bounds() {
+        let c = resolve(&input(), &[]).unwrap();
+        assert_eq!(c.retry.max_attempts, DEFAULT_MAX_ATTEMPTS);
+        assert_eq!(c.limits.first_byte_timeout, DEFAULT_FIRST_BYTE_TIMEOUT);
+        assert_eq!(c.limits.max_body_bytes, DEFAULT_MAX_VALUE_BYTES);
+        let mut i = input();
+        i.max_attempts = Some(1);
+        i.first_byte_timeout_ms = Some(250);
+        i.max_value_bytes = Some(10);
+        let c = resolve(&i, &[]).unwrap();
+        assert_eq!(c.retry.max_attempts, 1);
+        assert_eq!(c.limits.first_byte_timeout, Duration::from_millis(250));
+        assert_eq!(c.limits.max_body_bytes, 10);
+        for bad in [
+            ConfigInput {
+                max_attempts: Some(0),
+                ..input()
+            },
+            ConfigInput {
+                max_attempts: Some(21),
+                ..input()
+            },
+            ConfigInput {
+                connect_timeout_ms: Some(0),
+                ..input()
+            },
+            ConfigInput {
+                operation_timeout_ms: Some(0),
+                ..input()
+            },
+            ConfigInput {
+                max_value_bytes: Some(MAX_VALUE_BYTES_LIMIT + 1),
+                ..input()
+            },
+        ] {
+            assert!(
+                matches!(resolve(&bad, &[]), Err(Error::InvalidConfig(_))),
+                "{bad:?}"
+            );
         }
     }
 

@@ -6,9 +6,11 @@
 
 pub mod config;
 pub mod error;
+pub mod integrity;
 pub mod key;
 pub mod request;
 pub mod response;
+pub mod retry;
 pub mod sign;
 pub mod store;
 
@@ -18,4 +20,4 @@ mod component;
 pub use config::{AddressingStyle, Config, ConfigInput, Credentials};
 pub use error::{Error, S3ErrorInfo};
 pub use key::ObjectKey;
-pub use store::{Store, Transport};
+pub use store::{Store, System, Transport};

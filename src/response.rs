@@ -27,7 +27,11 @@ pub fn outcome(
     let status = response.status;
     if (200..300).contains(&status) {
         return match operation {
-            Operation::Get => check_length(&response).map(|()| Some(response.body)),
+            Operation::Get => {
+                check_length(&response)?;
+                crate::integrity::check_etag(&response.headers, &response.body)?;
+                Ok(Some(response.body))
+            }
             Operation::Put | Operation::Delete => Ok(None),
         };
     }
@@ -44,6 +48,25 @@ pub fn outcome(
             Err(Error::AccessDenied(info))
         }
         _ => Err(Error::S3(info)),
+    }
+}
+
+/// How far the server's clock is ahead of ours, in milliseconds, when S3 refused a request as
+/// `RequestTimeTooSkewed`. Taken from the `Date` header; a response with an `Age` header came
+/// from a cache and its date says nothing about the server's clock now.
+pub fn clock_offset(response: &Response, now: std::time::SystemTime) -> Option<i64> {
+    if response.status != 403 || response.headers.contains_key(header::AGE) {
+        return None;
+    }
+    if parse_error(response).code != "RequestTimeTooSkewed" {
+        return None;
+    }
+    let date = response.headers.get(header::DATE)?.to_str().ok()?;
+    let server = httpdate::parse_http_date(date).ok()?;
+    let millis = |d: std::time::Duration| i64::try_from(d.as_millis()).ok();
+    match server.duration_since(now) {
+        Ok(ahead) => millis(ahead),
+        Err(behind) => millis(behind.duration())?.checked_neg(),
     }
 }
 
@@ -303,6 +326,56 @@ mod tests {
             panic!()
         };
         assert!(!info.message.contains('\n') && !info.message.contains('\0'));
+    }
+
+    fn skewed(date: &str) -> Response {
+        let mut r = response(403, &s3_error("RequestTimeTooSkewed"));
+        r.headers.insert(header::DATE, date.parse().unwrap());
+        r
+    }
+
+    #[test]
+    fn clock_offset_comes_from_the_date_of_a_skew_error() {
+        let now = httpdate::parse_http_date("Wed, 25 Nov 2026 12:00:00 GMT").unwrap();
+        let ahead = skewed("Wed, 25 Nov 2026 12:30:00 GMT");
+        assert_eq!(clock_offset(&ahead, now), Some(30 * 60 * 1000));
+        let behind = skewed("Wed, 25 Nov 2026 11:40:00 GMT");
+        assert_eq!(clock_offset(&behind, now), Some(-20 * 60 * 1000));
+    }
+
+    #[test]
+    fn clock_offset_ignores_cached_and_other_responses() {
+        let now = httpdate::parse_http_date("Wed, 25 Nov 2026 12:00:00 GMT").unwrap();
+        let mut cached = skewed("Wed, 25 Nov 2026 12:30:00 GMT");
+        cached.headers.insert(header::AGE, "10".parse().unwrap());
+        assert_eq!(clock_offset(&cached, now), None);
+        let mut denied = response(403, &s3_error("AccessDenied"));
+        denied.headers.insert(
+            header::DATE,
+            "Wed, 25 Nov 2026 12:30:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(clock_offset(&denied, now), None);
+        let mut no_date = skewed("Wed, 25 Nov 2026 12:30:00 GMT");
+        no_date.headers.remove(header::DATE);
+        assert_eq!(clock_offset(&no_date, now), None);
+        let mut bad_date = skewed("Wed, 25 Nov 2026 12:30:00 GMT");
+        bad_date
+            .headers
+            .insert(header::DATE, "yesterday".parse().unwrap());
+        assert_eq!(clock_offset(&bad_date, now), None);
+    }
+
+    #[test]
+    fn get_with_a_corrupted_body_is_an_error() {
+        let mut r = response(200, "hellp");
+        r.headers.insert(
+            header::ETAG,
+            "\"5d41402abc4b2a76b9719d911017c592\"".parse().unwrap(),
+        );
+        assert!(matches!(
+            outcome(Operation::Get, "b", r),
+            Err(Error::Transport(_))
+        ));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::{self, Config, ConfigInput};
 use crate::error::{Error, S3ErrorInfo};
-use crate::store::{Clock, Store};
+use crate::store::{Store, System};
 
 wit_bindgen::generate!({
     path: "wit",
@@ -22,6 +22,7 @@ wit_bindgen::generate!({
         "wasi:clocks/monotonic-clock@0.2.12": wasi::clocks::monotonic_clock,
         "wasi:clocks/wall-clock@0.2.12": wasi::clocks::wall_clock,
         "wasi:cli/environment@0.2.12": wasi::cli::environment,
+        "wasi:random/insecure@0.2.12": wasi::random::insecure,
     },
 });
 
@@ -38,7 +39,7 @@ impl Guest for Component {
 
 /// The `result-store` resource: one resolved config and its transport.
 pub struct ResultStoreResource {
-    store: Store<transport::WasiHttp, WallClock>,
+    store: Store<transport::WasiHttp, WasiSystem>,
 }
 
 impl GuestResultStore for ResultStoreResource {
@@ -47,7 +48,7 @@ impl GuestResultStore for ResultStoreResource {
         let config = Config::resolve(&input, wasi::cli::environment::get_environment())
             .map_err(wit_error)?;
         Ok(ResultStore::new(ResultStoreResource {
-            store: Store::new(config, transport::WasiHttp, WallClock),
+            store: Store::new(config, transport::WasiHttp, WasiSystem),
         }))
     }
 
@@ -64,13 +65,26 @@ impl GuestResultStore for ResultStoreResource {
     }
 }
 
-/// Signing time from `wasi:clocks/wall-clock`.
-struct WallClock;
+/// Time, sleep and jitter from `wasi:clocks` and `wasi:random`.
+struct WasiSystem;
 
-impl Clock for WallClock {
+impl System for WasiSystem {
     fn now(&self) -> SystemTime {
         let now = wasi::clocks::wall_clock::now();
-        UNIX_EPOCH + Duration::new(now.seconds, now.nanoseconds)
+        UNIX_EPOCH + Duration::new(now.seconds, now.nanoseconds.min(999_999_999))
+    }
+
+    fn monotonic(&self) -> Duration {
+        Duration::from_nanos(wasi::clocks::monotonic_clock::now())
+    }
+
+    fn sleep(&self, duration: Duration) {
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        wasi::clocks::monotonic_clock::subscribe_duration(nanos).block();
+    }
+
+    fn random(&self) -> u64 {
+        wasi::random::insecure::get_insecure_random_u64()
     }
 }
 
@@ -88,6 +102,12 @@ fn config_input(c: wit::Config) -> ConfigInput {
             wit::AddressingStyle::Path => config::AddressingStyle::Path,
             wit::AddressingStyle::VirtualHosted => config::AddressingStyle::VirtualHosted,
         },
+        max_attempts: c.max_attempts,
+        operation_timeout_ms: c.operation_timeout_ms,
+        connect_timeout_ms: c.connect_timeout_ms,
+        first_byte_timeout_ms: c.first_byte_timeout_ms,
+        between_bytes_timeout_ms: c.between_bytes_timeout_ms,
+        max_value_bytes: c.max_value_bytes,
     }
 }
 
@@ -103,6 +123,7 @@ fn wit_error(e: Error) -> wit::Error {
         Error::MissingCredentials => wit::Error::MissingCredentials,
         Error::InvalidConfig(m) => wit::Error::InvalidConfig(m),
         Error::InvalidKey(m) => wit::Error::InvalidKey(m),
+        Error::ValueTooLarge(m) => wit::Error::ValueTooLarge(m),
         Error::NoSuchBucket(b) => wit::Error::NoSuchBucket(b),
         Error::AccessDenied(i) => wit::Error::AccessDenied(info(i)),
         Error::S3(i) => wit::Error::S3(info(i)),

@@ -9,14 +9,10 @@ use wasi::http::types::{
 };
 use wasi::io::streams::{OutputStream, StreamError};
 
+use crate::config::TransportLimits;
 use crate::error::Error;
 use crate::response::Response;
 use crate::store::Transport;
-
-/// Far below wasmtime's 600 s defaults, so a stalled server yields an error, not a hang.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
-const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest read asked of the response stream at once.
 const READ_CHUNK: u64 = 1 << 20;
@@ -24,22 +20,25 @@ const READ_CHUNK: u64 = 1 << 20;
 pub struct WasiHttp;
 
 impl Transport for WasiHttp {
-    fn send(&self, request: http::Request<Vec<u8>>) -> Result<Response, Error> {
-        let (parts, body) = request.into_parts();
-        let outgoing = outgoing_request(&parts)?;
+    fn send(
+        &self,
+        request: &http::Request<Vec<u8>>,
+        limits: &TransportLimits,
+    ) -> Result<Response, Error> {
+        let outgoing = outgoing_request(request)?;
         let outgoing_body = outgoing
             .body()
             .map_err(|()| Error::Transport("the request body was already taken".into()))?;
         // `handle` must come before the body is written: a body larger than the host's
         // buffer blocks forever otherwise.
-        let future = outgoing_handler::handle(outgoing, Some(request_options()))
+        let future = outgoing_handler::handle(outgoing, Some(request_options(limits)))
             .map_err(|e| http_error(&e))?;
-        let written = write_body(&outgoing_body, &body);
+        let written = write_body(&outgoing_body, request.body());
         let finished = written
             .and_then(|()| OutgoingBody::finish(outgoing_body, None).map_err(|e| http_error(&e)));
         // A server may answer (403, 503) before reading the whole body; its answer says more
         // than the broken pipe does.
-        match (wait(&future), finished) {
+        match (wait(&future, limits.max_body_bytes), finished) {
             (Ok(response), _) => Ok(response),
             (Err(_), Err(write_error)) => Err(write_error),
             (Err(e), Ok(())) => Err(e),
@@ -47,15 +46,15 @@ impl Transport for WasiHttp {
     }
 }
 
-fn outgoing_request(parts: &http::request::Parts) -> Result<OutgoingRequest, Error> {
+fn outgoing_request(parts: &http::Request<Vec<u8>>) -> Result<OutgoingRequest, Error> {
     let fields = Fields::new();
-    for (name, value) in &parts.headers {
+    for (name, value) in parts.headers() {
         fields
             .append(name.as_str(), value.as_bytes())
             .map_err(|e| Error::Transport(format!("header {name} refused by the host: {e:?}")))?;
     }
     let request = OutgoingRequest::new(fields);
-    let method = match parts.method {
+    let method = match *parts.method() {
         http::Method::GET => Method::Get,
         http::Method::PUT => Method::Put,
         http::Method::DELETE => Method::Delete,
@@ -63,7 +62,8 @@ fn outgoing_request(parts: &http::request::Parts) -> Result<OutgoingRequest, Err
         http::Method::POST => Method::Post,
         ref other => Method::Other(other.as_str().to_owned()),
     };
-    let scheme = match parts.uri.scheme_str() {
+    let uri = parts.uri();
+    let scheme = match uri.scheme_str() {
         Some("https") => Scheme::Https,
         _ => Scheme::Http,
     };
@@ -75,21 +75,21 @@ fn outgoing_request(parts: &http::request::Parts) -> Result<OutgoingRequest, Err
         .set_scheme(Some(&scheme))
         .map_err(|()| refused("scheme"))?;
     request
-        .set_authority(parts.uri.authority().map(|a| a.as_str()))
+        .set_authority(uri.authority().map(|a| a.as_str()))
         .map_err(|()| refused("authority"))?;
     request
-        .set_path_with_query(parts.uri.path_and_query().map(|p| p.as_str()))
+        .set_path_with_query(uri.path_and_query().map(|p| p.as_str()))
         .map_err(|()| refused("path"))?;
     Ok(request)
 }
 
-fn request_options() -> RequestOptions {
+fn request_options(limits: &TransportLimits) -> RequestOptions {
     let options = RequestOptions::new();
     let nanos = |d: Duration| d.as_nanos().try_into().unwrap_or(u64::MAX);
     // A host may not support a given timeout; it then applies its own.
-    let _ = options.set_connect_timeout(Some(nanos(CONNECT_TIMEOUT)));
-    let _ = options.set_first_byte_timeout(Some(nanos(FIRST_BYTE_TIMEOUT)));
-    let _ = options.set_between_bytes_timeout(Some(nanos(BETWEEN_BYTES_TIMEOUT)));
+    let _ = options.set_connect_timeout(Some(nanos(limits.connect_timeout)));
+    let _ = options.set_first_byte_timeout(Some(nanos(limits.first_byte_timeout)));
+    let _ = options.set_between_bytes_timeout(Some(nanos(limits.between_bytes_timeout)));
     options
 }
 
@@ -121,7 +121,7 @@ fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), Error> {
     stream.blocking_flush().map_err(stream_error)
 }
 
-fn wait(future: &FutureIncomingResponse) -> Result<Response, Error> {
+fn wait(future: &FutureIncomingResponse, max_body: u64) -> Result<Response, Error> {
     let incoming = loop {
         match future.get() {
             Some(result) => break result,
@@ -142,14 +142,19 @@ fn wait(future: &FutureIncomingResponse) -> Result<Response, Error> {
             headers.append(name, value);
         }
     }
-    let capacity = headers
+    let declared = headers
         .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        .unwrap_or(0);
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(declared) = declared
+        && declared > max_body
+    {
+        return Err(too_large(declared, max_body));
+    }
     let body = response
         .consume()
         .map_err(|()| Error::Transport("the response body was already taken".into()))?;
-    let bytes = read_body(&body, capacity)?;
+    let capacity = usize::try_from(declared.unwrap_or(0)).unwrap_or(0);
+    let bytes = read_body(&body, capacity, max_body)?;
     let _trailers = IncomingBody::finish(body);
     Ok(Response {
         status,
@@ -158,14 +163,24 @@ fn wait(future: &FutureIncomingResponse) -> Result<Response, Error> {
     })
 }
 
-fn read_body(body: &IncomingBody, capacity: usize) -> Result<Vec<u8>, Error> {
+fn too_large(bytes: u64, max_body: u64) -> Error {
+    Error::ValueTooLarge(format!(
+        "the response body is {bytes} bytes or more; max-value-bytes is {max_body}"
+    ))
+}
+
+fn read_body(body: &IncomingBody, capacity: usize, max_body: u64) -> Result<Vec<u8>, Error> {
     let stream = body
         .stream()
         .map_err(|()| Error::Transport("the response body stream was already taken".into()))?;
-    // Content-Length is only a hint for the allocation: it is checked, not trusted, later.
-    let mut bytes = Vec::with_capacity(capacity.min(64 << 20));
+    // Content-Length sizes the allocation (already bounded by max_body); the length actually
+    // received is checked against it later.
+    let mut bytes = Vec::with_capacity(capacity);
     let result = loop {
         match stream.blocking_read(READ_CHUNK) {
+            Ok(chunk) if (bytes.len() + chunk.len()) as u64 > max_body => {
+                break Err(too_large((bytes.len() + chunk.len()) as u64, max_body));
+            }
             Ok(chunk) => bytes.extend_from_slice(&chunk),
             Err(StreamError::Closed) => break Ok(bytes),
             Err(e) => break Err(stream_error(e)),

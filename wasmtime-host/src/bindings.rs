@@ -12,6 +12,7 @@ wasmtime::component::bindgen!({
         "wasi:io": wasmtime_wasi::p2::bindings::io,
         "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
         "wasi:cli": wasmtime_wasi::p2::bindings::cli,
+        "wasi:random": wasmtime_wasi::p2::bindings::random,
     },
     require_store_data_send: true,
 });
@@ -32,6 +33,12 @@ pub fn wit_config(c: &ConfigInput) -> wit::Config {
             AddressingStyle::Path => wit::AddressingStyle::Path,
             AddressingStyle::VirtualHosted => wit::AddressingStyle::VirtualHosted,
         },
+        max_attempts: c.max_attempts,
+        operation_timeout_ms: c.operation_timeout_ms,
+        connect_timeout_ms: c.connect_timeout_ms,
+        first_byte_timeout_ms: c.first_byte_timeout_ms,
+        between_bytes_timeout_ms: c.between_bytes_timeout_ms,
+        max_value_bytes: c.max_value_bytes,
     }
 }
 
@@ -47,6 +54,7 @@ pub fn core_error(e: wit::Error) -> Error {
         wit::Error::MissingCredentials => Error::MissingCredentials,
         wit::Error::InvalidConfig(m) => Error::InvalidConfig(m),
         wit::Error::InvalidKey(m) => Error::InvalidKey(m),
+        wit::Error::ValueTooLarge(m) => Error::ValueTooLarge(m),
         wit::Error::NoSuchBucket(b) => Error::NoSuchBucket(b),
         wit::Error::AccessDenied(i) => Error::AccessDenied(info(i)),
         wit::Error::S3(i) => Error::S3(info(i)),

@@ -57,6 +57,22 @@ struct StoreArgs {
     base_path: Option<String>,
     #[arg(long, value_enum, default_value_t = Style::Auto, global = true)]
     addressing_style: Style,
+    /// Attempts per operation, the first included [default: 3].
+    #[arg(long, global = true)]
+    max_attempts: Option<u32>,
+    /// Time limit of one operation, retries included [default: 60000].
+    #[arg(long, global = true)]
+    operation_timeout_ms: Option<u32>,
+    /// Per-request timeouts [defaults: 5000, 15000, 15000].
+    #[arg(long, global = true)]
+    connect_timeout_ms: Option<u32>,
+    #[arg(long, global = true)]
+    first_byte_timeout_ms: Option<u32>,
+    #[arg(long, global = true)]
+    between_bytes_timeout_ms: Option<u32>,
+    /// Largest value set sends or get accepts [default: 268435456].
+    #[arg(long, global = true)]
+    max_value_bytes: Option<u64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -154,6 +170,12 @@ fn config(args: &StoreArgs) -> ConfigInput {
             Style::Path => AddressingStyle::Path,
             Style::VirtualHosted => AddressingStyle::VirtualHosted,
         },
+        max_attempts: args.max_attempts,
+        operation_timeout_ms: args.operation_timeout_ms,
+        connect_timeout_ms: args.connect_timeout_ms,
+        first_byte_timeout_ms: args.first_byte_timeout_ms,
+        between_bytes_timeout_ms: args.between_bytes_timeout_ms,
+        max_value_bytes: args.max_value_bytes,
     }
 }
 

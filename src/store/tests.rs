@@ -1,0 +1,246 @@
+//! The retry, budget and clock-skew logic, driven by a scripted transport and a fake clock.
+//! (Everything that talks to S3 is tested for real, end to end, in `tests/`.)
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+
+use super::*;
+use crate::config::ConfigInput;
+
+#[derive(Default)]
+struct Script {
+    answers: RefCell<VecDeque<Result<Response, Error>>>,
+    sent: RefCell<Vec<http::Request<Vec<u8>>>>,
+}
+
+impl Transport for &Script {
+    fn send(
+        &self,
+        request: &http::Request<Vec<u8>>,
+        _limits: &TransportLimits,
+    ) -> Result<Response, Error> {
+        self.sent.borrow_mut().push(request.clone());
+        self.answers
+            .borrow_mut()
+            .pop_front()
+            .unwrap_or_else(|| Ok(status(200, "")))
+    }
+}
+
+#[derive(Default)]
+struct FakeSystem {
+    slept: RefCell<Vec<Duration>>,
+    elapsed: Cell<Duration>,
+}
+
+impl System for &FakeSystem {
+    fn now(&self) -> SystemTime {
+        // 2026-11-25T12:00:00Z
+        UNIX_EPOCH + Duration::from_secs(1_795_608_000)
+    }
+    fn monotonic(&self) -> Duration {
+        self.elapsed.get()
+    }
+    fn sleep(&self, duration: Duration) {
+        self.slept.borrow_mut().push(duration);
+        self.elapsed.set(self.elapsed.get() + duration);
+    }
+    fn random(&self) -> u64 {
+        u64::MAX
+    }
+}
+
+fn status(code: u16, s3_code: &str) -> Response {
+    let body = if s3_code.is_empty() {
+        Vec::new()
+    } else {
+        format!("<Error><Code>{s3_code}</Code><Message>m</Message></Error>").into_bytes()
+    };
+    Response {
+        status: code,
+        headers: HeaderMap::new(),
+        body,
+    }
+}
+
+fn config(adjust: impl FnOnce(&mut ConfigInput)) -> Config {
+    let mut input = ConfigInput {
+        endpoint_url: Some("http://127.0.0.1:9000".into()),
+        bucket_name: Some("results".into()),
+        access_key_id: Some("AKID".into()),
+        secret_access_key: Some("SECRET".into()),
+        ..ConfigInput::default()
+    };
+    adjust(&mut input);
+    Config::resolve(&input, std::iter::empty::<(String, String)>()).unwrap()
+}
+
+fn script(answers: Vec<Result<Response, Error>>) -> Script {
+    Script {
+        answers: RefCell::new(answers.into()),
+        sent: RefCell::default(),
+    }
+}
+
+#[test]
+fn a_transient_failure_is_retried_after_a_jittered_wait() {
+    let s = script(vec![Ok(status(503, "SlowDown")), Ok(status(200, ""))]);
+    let sys = FakeSystem::default();
+    let store = Store::new(config(|_| {}), &s, &sys);
+    store.set("k", b"v".to_vec()).unwrap();
+    assert_eq!(s.sent.borrow().len(), 2);
+    assert_eq!(sys.slept.borrow().len(), 1);
+    assert!(sys.slept.borrow()[0] < retry::BASE_BACKOFF);
+    // The retry resends the same body, with its Content-MD5.
+    for r in s.sent.borrow().iter() {
+        assert_eq!(r.body(), b"v");
+        assert_eq!(r.headers()["content-md5"], "njZp0ZtnW9VwWP1GZCBdKg==");
+    }
+}
+
+#[test]
+fn gives_up_after_max_attempts_saying_so() {
+    let s = script(vec![
+        Err(Error::Transport("connection reset".into())),
+        Err(Error::Transport("connection reset".into())),
+        Err(Error::Transport("connection reset".into())),
+        Ok(status(200, "")),
+    ]);
+    let sys = FakeSystem::default();
+    let store = Store::new(config(|_| {}), &s, &sys);
+    let err = store.get("k").unwrap_err();
+    assert_eq!(
+        err,
+        Error::Transport("connection reset (gave up after 3 attempts)".into())
+    );
+    assert_eq!(s.sent.borrow().len(), 3);
+    let one = script(vec![Ok(status(500, "InternalError"))]);
+    let store = Store::new(config(|c| c.max_attempts = Some(1)), &one, &sys);
+    assert!(matches!(store.delete("k"), Err(Error::S3(i)) if i.status == 500));
+    assert_eq!(one.sent.borrow().len(), 1);
+}
+
+#[test]
+fn client_errors_are_not_retried() {
+    let s = script(vec![Ok(status(403, "AccessDenied")), Ok(status(200, ""))]);
+    let sys = FakeSystem::default();
+    let store = Store::new(config(|_| {}), &s, &sys);
+    assert!(matches!(store.get("k"), Err(Error::AccessDenied(_))));
+    assert_eq!(s.sent.borrow().len(), 1);
+    assert!(sys.slept.borrow().is_empty());
+}
+
+#[test]
+fn the_operation_timeout_bounds_retries() {
+    let failures = (0..10)
+        .map(|_| Err(Error::Timeout("first byte".into())))
+        .collect();
+    let s = script(failures);
+    let sys = FakeSystem::default();
+    let store = Store::new(
+        config(|c| {
+            c.max_attempts = Some(10);
+            c.operation_timeout_ms = Some(300);
+        }),
+        &s,
+        &sys,
+    );
+    let err = store.get("k").unwrap_err();
+    assert!(
+        err.to_string().contains("operation timeout reached"),
+        "{err}"
+    );
+    let total: Duration = sys.slept.borrow().iter().sum();
+    assert!(total < Duration::from_millis(300), "{total:?}");
+    assert!(s.sent.borrow().len() < 10);
+}
+
+#[test]
+fn an_exhausted_retry_budget_stops_retries() {
+    let sys = FakeSystem::default();
+    let failing = Script::default();
+    let store = Store::new(config(|_| {}), &failing, &sys);
+    let mut messages = Vec::new();
+    for _ in 0..60 {
+        failing
+            .answers
+            .borrow_mut()
+            .extend((0..3).map(|_| Ok(status(503, "SlowDown"))));
+        messages.push(store.get("k").unwrap_err().to_string());
+        failing.answers.borrow_mut().clear();
+    }
+    // 500 tokens pay for 100 retries: 50 operations with two each, then none.
+    assert!(
+        messages[49].contains("gave up after 3 attempts"),
+        "{}",
+        messages[49]
+    );
+    assert!(
+        messages[59].contains("retry budget spent"),
+        "{}",
+        messages[59]
+    );
+    assert_eq!(failing.sent.borrow().len(), 50 * 3 + 10);
+}
+
+#[test]
+fn a_skewed_clock_is_corrected_once_and_remembered() {
+    let mut skewed = status(403, "RequestTimeTooSkewed");
+    // 30 minutes ahead of FakeSystem::now.
+    skewed.headers.insert(
+        http::header::DATE,
+        "Wed, 25 Nov 2026 12:30:00 GMT".parse().unwrap(),
+    );
+    let s = script(vec![
+        Ok(skewed.clone()),
+        Ok(status(200, "")),
+        Ok(status(200, "")),
+    ]);
+    let sys = FakeSystem::default();
+    let store = Store::new(config(|c| c.max_attempts = Some(1)), &s, &sys);
+    store.set("k", b"v".to_vec()).unwrap();
+    store.set("k", b"v".to_vec()).unwrap();
+    let dates: Vec<String> = s
+        .sent
+        .borrow()
+        .iter()
+        .map(|r| r.headers()["x-amz-date"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        dates,
+        ["20261125T120000Z", "20261125T123000Z", "20261125T123000Z"]
+    );
+    // A second skew answer in the same operation is not chased.
+    let s = script(vec![Ok(skewed.clone()), Ok(skewed)]);
+    let store = Store::new(config(|c| c.max_attempts = Some(1)), &s, &sys);
+    assert!(
+        matches!(store.get("k"), Err(Error::AccessDenied(i)) if i.code == "RequestTimeTooSkewed")
+    );
+    assert_eq!(s.sent.borrow().len(), 2);
+}
+
+#[test]
+fn values_over_the_limit_are_refused_before_sending() {
+    let s = Script::default();
+    let sys = FakeSystem::default();
+    let store = Store::new(config(|c| c.max_value_bytes = Some(4)), &s, &sys);
+    store.set("k", b"1234".to_vec()).unwrap();
+    let err = store.set("k", b"12345".to_vec()).unwrap_err();
+    assert!(
+        matches!(&err, Error::ValueTooLarge(m) if m.contains("5 bytes")),
+        "{err}"
+    );
+    assert_eq!(s.sent.borrow().len(), 1);
+}
+
+#[test]
+fn invalid_keys_send_nothing() {
+    let s = Script::default();
+    let sys = FakeSystem::default();
+    let store = Store::new(config(|_| {}), &s, &sys);
+    assert!(matches!(store.get(""), Err(Error::InvalidKey(_))));
+    assert!(s.sent.borrow().is_empty());
+}
