@@ -154,4 +154,60 @@ mod tests {
         assert_eq!(r.method(), Method::DELETE);
         assert_eq!(r.headers()[header::CONTENT_LENGTH], "0");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn decode(path: &str) -> String {
+            percent_encoding::percent_decode_str(path)
+                .decode_utf8()
+                .expect("the encoded path decodes to UTF-8")
+                .into_owned()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Whatever the key, the request goes to the configured host, port and bucket, with
+            /// no query, and the path decodes to exactly base path + key.
+            #[test]
+            fn no_key_changes_host_bucket_query_or_escapes_the_base_path(
+                key in "[^\\p{Cc}]{1,300}",
+                virtual_hosted in any::<bool>(),
+                operation in prop::sample::select(vec![Operation::Get, Operation::Put, Operation::Delete]),
+            ) {
+                let style = if virtual_hosted { AddressingStyle::VirtualHosted } else { AddressingStyle::Path };
+                let mut c = config(Some("http://s3.local:9000"), style);
+                c.base_path = "tenant-a/".into();
+                let object = ObjectKey::new(&c.base_path, &key).unwrap();
+                let request = build(&c, operation, &object, Vec::new()).unwrap();
+                let uri = request.uri();
+                prop_assert_eq!(request.method(), operation.method());
+                prop_assert_eq!(uri.scheme_str(), Some("http"));
+                prop_assert_eq!(uri.port_u16(), Some(9000));
+                prop_assert_eq!(uri.query(), None);
+                let path = uri.path();
+                let encoded_key = if virtual_hosted {
+                    prop_assert_eq!(uri.host(), Some("results.s3.local"));
+                    path.strip_prefix('/').unwrap()
+                } else {
+                    prop_assert_eq!(uri.host(), Some("s3.local"));
+                    path.strip_prefix("/results/").unwrap()
+                };
+                let decoded = decode(encoded_key);
+                prop_assert!(decoded.starts_with("tenant-a/"));
+                prop_assert_eq!(decoded, format!("tenant-a/{key}"));
+            }
+
+            /// Distinct keys give distinct request paths: no two keys can name one object.
+            #[test]
+            fn distinct_keys_never_share_a_path(a in "[^\\p{Cc}]{1,40}", b in "[^\\p{Cc}]{1,40}") {
+                prop_assume!(a != b);
+                let ka = ObjectKey::new("", &a).unwrap();
+                let kb = ObjectKey::new("", &b).unwrap();
+                prop_assert_ne!(ka.encoded(), kb.encoded());
+            }
+        }
+    }
 }

@@ -12,6 +12,8 @@
 //! | `S3RS_TEST_VERIFIES_SIGNATURES` | `0` for servers that accept any signature (moto) |
 //! | `S3RS_PYTHON` | Python with boto3 for the independent client (default `.venv/bin/python`) |
 
+pub mod fault_proxy;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
@@ -152,6 +154,12 @@ fn embedded_data_dir() -> PathBuf {
     let dir = root.join(std::process::id().to_string());
     std::fs::create_dir_all(&dir).expect("create the embedded server's data directory");
     dir
+}
+
+/// A line for the test run's output: written to the real stderr, past libtest's capture, so
+/// figures and "not supported" notes show in every run, not only in failures.
+pub fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn python() -> PathBuf {

@@ -2,6 +2,7 @@
 //! stores opened from it.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
@@ -46,6 +47,7 @@ pub struct Runtime {
     engine: Engine,
     pre: ComponentPre<HostState>,
     env: Vec<(String, String)>,
+    clock_offset_secs: i64,
 }
 
 impl Runtime {
@@ -80,6 +82,7 @@ impl Runtime {
             engine,
             pre,
             env: Vec::new(),
+            clock_offset_secs: 0,
         })
     }
 
@@ -106,9 +109,21 @@ impl Runtime {
         )
     }
 
+    /// Shifts the wall clock the component sees by `secs` (negative: behind), as on a machine
+    /// whose clock is wrong; for exercising the component's clock-skew correction.
+    pub fn with_clock_offset_secs(mut self, secs: i64) -> Runtime {
+        self.clock_offset_secs = secs;
+        self
+    }
+
     /// Opens a store: a fresh instance of the component and one `result-store` resource in it.
     pub fn open(&self, config: &s3_result_store::ConfigInput) -> Result<ResultStore, Error> {
-        let wasi = WasiCtx::builder().envs(&self.env).build();
+        let mut wasi = WasiCtx::builder();
+        wasi.envs(&self.env);
+        if self.clock_offset_secs != 0 {
+            wasi.wall_clock(OffsetClock(self.clock_offset_secs));
+        }
+        let wasi = wasi.build();
         let mut store = Store::new(
             &self.engine,
             HostState {
@@ -119,6 +134,27 @@ impl Runtime {
         );
         let instance = self.pre.instantiate(&mut store)?;
         ResultStore::open(store, instance, config)
+    }
+}
+
+/// The system clock shifted by a fixed number of seconds.
+struct OffsetClock(i64);
+
+impl wasmtime_wasi::HostWallClock for OffsetClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+
+    fn now(&self) -> Duration {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let shift = Duration::from_secs(self.0.unsigned_abs());
+        if self.0 >= 0 {
+            now.saturating_add(shift)
+        } else {
+            now.saturating_sub(shift)
+        }
     }
 }
 
