@@ -244,3 +244,74 @@ fn invalid_keys_send_nothing() {
     assert!(matches!(store.get(""), Err(Error::InvalidKey(_))));
     assert!(s.sent.borrow().is_empty());
 }
+
+#[test]
+fn no_error_path_reveals_the_secret_or_the_token() {
+    const SECRET: &str = "wJalrXUtnFEMI-secret-must-not-leak";
+    const TOKEN: &str = "FwoGZXIvYXdzE-token-must-not-leak";
+    let secret_config = || {
+        config(|c| {
+            c.secret_access_key = Some(SECRET.into());
+            c.session_token = Some(TOKEN.into());
+            c.max_attempts = Some(2);
+            c.max_value_bytes = Some(10);
+        })
+    };
+    let mut skewed = status(403, "RequestTimeTooSkewed");
+    skewed.headers.insert(
+        http::header::DATE,
+        "Wed, 25 Nov 2026 12:30:00 GMT".parse().unwrap(),
+    );
+    let mut corrupted = status(200, "");
+    corrupted.body = b"hellp".to_vec();
+    corrupted.headers.insert(
+        http::header::ETAG,
+        "\"5d41402abc4b2a76b9719d911017c592\"".parse().unwrap(),
+    );
+    let answers: Vec<Vec<Result<Response, Error>>> = vec![
+        vec![Ok(status(403, "SignatureDoesNotMatch"))],
+        vec![Ok(status(403, "InvalidAccessKeyId"))],
+        vec![Ok(status(404, "NoSuchBucket"))],
+        vec![
+            Ok(status(503, "SlowDown")),
+            Ok(status(500, "InternalError")),
+        ],
+        vec![Ok(status(400, "InvalidArgument"))],
+        vec![Ok(skewed.clone()), Ok(skewed)],
+        vec![Ok(corrupted.clone()), Ok(corrupted)],
+        vec![
+            Err(Error::Transport("connection reset".into())),
+            Err(Error::Timeout("first byte".into())),
+        ],
+    ];
+    let sys = FakeSystem::default();
+    let mut errors = Vec::new();
+    for script_answers in answers {
+        let s = script(script_answers);
+        let store = Store::new(secret_config(), &s, &sys);
+        errors.push(store.get("k").unwrap_err());
+    }
+    let s = Script::default();
+    let store = Store::new(secret_config(), &s, &sys);
+    errors.push(store.get("").unwrap_err());
+    errors.push(store.set("k", vec![0; 11]).unwrap_err());
+    errors.push(
+        Config::resolve(
+            &ConfigInput {
+                secret_access_key: Some(SECRET.into()),
+                bucket_name: Some("b".into()),
+                ..ConfigInput::default()
+            },
+            [("AWS_SESSION_TOKEN", TOKEN)],
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(errors.len(), 11);
+    for e in &errors {
+        for text in [e.to_string(), format!("{e:?}")] {
+            assert!(!text.contains(SECRET) && !text.contains(TOKEN), "{text}");
+        }
+    }
+    let debug = format!("{:?} {:?}", secret_config(), store.config());
+    assert!(!debug.contains(SECRET) && !debug.contains(TOKEN), "{debug}");
+}
