@@ -1,8 +1,6 @@
 //! End-to-end integrity of values: what is stored is what was sent, and what `get` returns is
 //! what was stored, whatever a proxy or a broken connection did in between.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use http::{HeaderMap, HeaderValue, Request};
 use md5::{Digest, Md5};
 
@@ -11,7 +9,7 @@ use crate::error::Error;
 /// `Content-MD5` on a PUT makes the server refuse (400 BadDigest) a body damaged in transit,
 /// rather than store it. Every S3 implementation checks it.
 pub fn add_content_md5(request: &mut Request<Vec<u8>>) {
-    let digest = STANDARD.encode(Md5::digest(request.body()));
+    let digest = aws_smithy_types::base64::encode(Md5::digest(request.body()));
     if let Ok(value) = HeaderValue::from_str(&digest) {
         request.headers_mut().insert("content-md5", value);
     }
