@@ -4,6 +4,7 @@
 //! that compiles and is tested natively, plus a thin wasm-only layer ([`component`]) that
 //! exports the WIT interface and sends the core's requests through `wasi:http`.
 
+pub mod celery;
 pub mod config;
 pub mod error;
 pub mod integrity;

@@ -124,6 +124,7 @@ fn wit_error(e: Error) -> wit::Error {
         Error::InvalidConfig(m) => wit::Error::InvalidConfig(m),
         Error::InvalidKey(m) => wit::Error::InvalidKey(m),
         Error::ValueTooLarge(m) => wit::Error::ValueTooLarge(m),
+        Error::InvalidValue(m) => wit::Error::InvalidValue(m),
         Error::NoSuchBucket(b) => wit::Error::NoSuchBucket(b),
         Error::AccessDenied(i) => wit::Error::AccessDenied(info(i)),
         Error::S3(i) => wit::Error::S3(info(i)),

@@ -55,6 +55,7 @@ pub fn core_error(e: wit::Error) -> Error {
         wit::Error::InvalidConfig(m) => Error::InvalidConfig(m),
         wit::Error::InvalidKey(m) => Error::InvalidKey(m),
         wit::Error::ValueTooLarge(m) => Error::ValueTooLarge(m),
+        wit::Error::InvalidValue(m) => Error::InvalidValue(m),
         wit::Error::NoSuchBucket(b) => Error::NoSuchBucket(b),
         wit::Error::AccessDenied(i) => Error::AccessDenied(info(i)),
         wit::Error::S3(i) => Error::S3(info(i)),
