@@ -4,6 +4,7 @@
 //! that compiles and is tested natively, plus a thin wasm-only layer ([`component`]) that
 //! exports the WIT interface and sends the core's requests through `wasi:http`.
 
+pub mod bulk;
 pub mod celery;
 pub mod config;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod response;
 pub mod retry;
 pub mod sign;
 pub mod store;
+pub mod tasks;
 
 #[cfg(target_family = "wasm")]
 mod component;

@@ -22,6 +22,16 @@ pub trait Transport {
         request: &http::Request<Vec<u8>>,
         limits: &TransportLimits,
     ) -> Result<Response, Error>;
+
+    /// Sends independent requests, all in flight at once where the transport can; one result
+    /// per request, in order. By default, one after the other.
+    fn send_all(
+        &self,
+        requests: &[http::Request<Vec<u8>>],
+        limits: &TransportLimits,
+    ) -> Vec<Result<Response, Error>> {
+        requests.iter().map(|r| self.send(r, limits)).collect()
+    }
 }
 
 /// Time and chance, injected so retries and signatures are testable exactly.
@@ -80,6 +90,55 @@ impl<T: Transport, S: System> Store<T, S> {
         self.execute(Operation::Delete, key, Vec::new()).map(drop)
     }
 
+    /// Reads many keys at once: one round of requests in flight together (where the
+    /// transport can), then the usual retries, one by one, for those that failed transiently.
+    /// One result per key, in order.
+    pub fn get_many(&self, keys: &[&str]) -> Vec<Result<Option<Vec<u8>>, Error>> {
+        let now = shift(self.system.now(), self.clock_offset_ms.get());
+        let prepared: Vec<Result<http::Request<Vec<u8>>, Error>> = keys
+            .iter()
+            .map(|key| {
+                let key = ObjectKey::new(&self.config.base_path, key)?;
+                let mut request = request::build(&self.config, Operation::Get, &key, Vec::new())?;
+                sign::sign(
+                    &mut request,
+                    &self.config.credentials,
+                    &self.config.region,
+                    now,
+                )?;
+                Ok(request)
+            })
+            .collect();
+        let ready: Vec<http::Request<Vec<u8>>> = prepared
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
+        let mut responses = self
+            .transport
+            .send_all(&ready, &self.config.limits)
+            .into_iter();
+        keys.iter()
+            .zip(prepared)
+            .map(|(key, prepared)| {
+                prepared?;
+                let first = responses
+                    .next()
+                    .unwrap_or_else(|| Err(Error::Transport("no response".into())));
+                match first.and_then(|r| response::outcome(Operation::Get, &self.config.bucket, r))
+                {
+                    Ok(value) => {
+                        self.budget.deposit_success();
+                        Ok(value)
+                    }
+                    // Retryable failures (and skew answers, which are 403s) get the full
+                    // treatment of a single get.
+                    Err(e) if retry::is_retryable(&e) || is_skew(&e) => self.get(key),
+                    Err(e) => Err(e),
+                }
+            })
+            .collect()
+    }
+
     fn execute(
         &self,
         operation: Operation,
@@ -91,21 +150,33 @@ impl<T: Transport, S: System> Store<T, S> {
         if operation == Operation::Put {
             integrity::add_content_md5(&mut request);
         }
+        let bucket = self.config.bucket.clone();
+        self.run(&mut request, |response| {
+            response::outcome(operation, &bucket, response)
+        })
+    }
+
+    /// Signs and sends `request` until `parse` accepts the response, a failure is final, or
+    /// the attempts, the operation's time or the retry budget run out. Any request of the
+    /// store goes through here, so every one gets the same retries and skew correction.
+    pub fn run<R>(
+        &self,
+        request: &mut http::Request<Vec<u8>>,
+        parse: impl Fn(Response) -> Result<R, Error>,
+    ) -> Result<R, Error> {
         let started = self.system.monotonic();
         let mut attempts = 0;
         let mut skew_corrected = false;
         loop {
             attempts += 1;
-            let error = match self.attempt(&mut request, &mut skew_corrected) {
-                Ok(Attempt::Done(response)) => {
-                    match response::outcome(operation, &self.config.bucket, response) {
-                        Ok(value) => {
-                            self.budget.deposit_success();
-                            return Ok(value);
-                        }
-                        Err(e) => e,
+            let error = match self.attempt(request, &mut skew_corrected) {
+                Ok(Attempt::Done(response)) => match parse(response) {
+                    Ok(value) => {
+                        self.budget.deposit_success();
+                        return Ok(value);
                     }
-                }
+                    Err(e) => e,
+                },
                 Ok(Attempt::ClockCorrected) => {
                     // Not a failure of the server's: try again at once, uncounted.
                     attempts -= 1;
@@ -135,6 +206,11 @@ impl<T: Transport, S: System> Store<T, S> {
         }
     }
 
+    /// Wall-clock time as the store's system tells it (for Celery's `date_done`).
+    pub fn now(&self) -> SystemTime {
+        self.system.now()
+    }
+
     fn attempt(
         &self,
         request: &mut http::Request<Vec<u8>>,
@@ -155,6 +231,10 @@ impl<T: Transport, S: System> Store<T, S> {
         }
         Ok(Attempt::Done(response))
     }
+}
+
+fn is_skew(error: &Error) -> bool {
+    matches!(error, Error::AccessDenied(info) if info.code == "RequestTimeTooSkewed")
 }
 
 enum Attempt {

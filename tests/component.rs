@@ -3,9 +3,15 @@
 use s3_result_store_tests::runtime;
 
 #[test]
-fn exports_the_store_interface() {
+fn exports_the_store_and_tasks_interfaces() {
     let (_, exports) = runtime().interface();
-    assert_eq!(exports, vec!["result-store:s3/store@0.1.0".to_owned()]);
+    assert_eq!(
+        exports,
+        vec![
+            "result-store:s3/store@0.1.0".to_owned(),
+            "result-store:s3/tasks@0.1.0".to_owned()
+        ]
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The wasm-only layer: WIT bindings, the export glue that maps WIT types to the core and
 //! back, and the `wasi:http` transport.
 
+mod tasks;
 mod transport;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,7 +30,7 @@ wit_bindgen::generate!({
 use exports::result_store::s3::store::{Guest, GuestResultStore, ResultStore};
 use result_store::s3::types as wit;
 
-struct Component;
+pub(crate) struct Component;
 
 export!(Component);
 
@@ -66,7 +67,7 @@ impl GuestResultStore for ResultStoreResource {
 }
 
 /// Time, sleep and jitter from `wasi:clocks` and `wasi:random`.
-struct WasiSystem;
+pub(crate) struct WasiSystem;
 
 impl System for WasiSystem {
     fn now(&self) -> SystemTime {
@@ -88,7 +89,7 @@ impl System for WasiSystem {
     }
 }
 
-fn config_input(c: wit::Config) -> ConfigInput {
+pub(crate) fn config_input(c: wit::Config) -> ConfigInput {
     ConfigInput {
         endpoint_url: c.endpoint_url,
         region: c.region,
@@ -111,7 +112,7 @@ fn config_input(c: wit::Config) -> ConfigInput {
     }
 }
 
-fn wit_error(e: Error) -> wit::Error {
+pub(crate) fn wit_error(e: Error) -> wit::Error {
     let info = |i: S3ErrorInfo| wit::S3Error {
         status: i.status,
         code: i.code,

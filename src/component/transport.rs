@@ -7,6 +7,7 @@ use wasi::http::types::{
     ErrorCode, Fields, FutureIncomingResponse, IncomingBody, Method, OutgoingBody, OutgoingRequest,
     RequestOptions, Scheme,
 };
+use wasi::io::poll::Pollable;
 use wasi::io::streams::{OutputStream, StreamError};
 
 use crate::config::TransportLimits;
@@ -25,24 +26,79 @@ impl Transport for WasiHttp {
         request: &http::Request<Vec<u8>>,
         limits: &TransportLimits,
     ) -> Result<Response, Error> {
-        let outgoing = outgoing_request(request)?;
-        let outgoing_body = outgoing
-            .body()
-            .map_err(|()| Error::Transport("the request body was already taken".into()))?;
-        // `handle` must come before the body is written: a body larger than the host's
-        // buffer blocks forever otherwise.
-        let future = outgoing_handler::handle(outgoing, Some(request_options(limits)))
-            .map_err(|e| http_error(&e))?;
-        let written = write_body(&outgoing_body, request.body());
-        let finished = written
-            .and_then(|()| OutgoingBody::finish(outgoing_body, None).map_err(|e| http_error(&e)));
-        // A server may answer (403, 503) before reading the whole body; its answer says more
-        // than the broken pipe does.
-        match (wait(&future, limits.max_body_bytes), finished) {
-            (Ok(response), _) => Ok(response),
-            (Err(_), Err(write_error)) => Err(write_error),
-            (Err(e), Ok(())) => Err(e),
+        let started = start(request, limits)?;
+        finish(&started, limits)
+    }
+
+    /// Every request is handed to the host before any response is awaited, so they travel
+    /// concurrently; responses are then read as they become ready.
+    fn send_all(
+        &self,
+        requests: &[http::Request<Vec<u8>>],
+        limits: &TransportLimits,
+    ) -> Vec<Result<Response, Error>> {
+        let started: Vec<Result<Started, Error>> =
+            requests.iter().map(|r| start(r, limits)).collect();
+        let mut results: Vec<Option<Result<Response, Error>>> = started
+            .iter()
+            .map(|s| s.as_ref().err().map(|e| Err(e.clone())))
+            .collect();
+        loop {
+            let pending: Vec<(usize, Pollable)> = started
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| results[*i].is_none())
+                .filter_map(|(i, s)| Some((i, s.as_ref().ok()?.future.subscribe())))
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            let pollables: Vec<&Pollable> = pending.iter().map(|(_, p)| p).collect();
+            for ready in wasi::io::poll::poll(&pollables) {
+                if let Some((index, _)) = pending.get(ready as usize)
+                    && let Ok(s) = &started[*index]
+                {
+                    results[*index] = Some(finish(s, limits));
+                }
+            }
         }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Transport("no response".into()))))
+            .collect()
+    }
+}
+
+/// A request handed to the host: its response to come, and how writing its body went.
+struct Started {
+    future: FutureIncomingResponse,
+    written: Result<(), Error>,
+}
+
+fn start(request: &http::Request<Vec<u8>>, limits: &TransportLimits) -> Result<Started, Error> {
+    let outgoing = outgoing_request(request)?;
+    let outgoing_body = outgoing
+        .body()
+        .map_err(|()| Error::Transport("the request body was already taken".into()))?;
+    // `handle` must come before the body is written: a body larger than the host's
+    // buffer blocks forever otherwise.
+    let future = outgoing_handler::handle(outgoing, Some(request_options(limits)))
+        .map_err(|e| http_error(&e))?;
+    let written = write_body(&outgoing_body, request.body())
+        .and_then(|()| OutgoingBody::finish(outgoing_body, None).map_err(|e| http_error(&e)));
+    Ok(Started { future, written })
+}
+
+fn finish(started: &Started, limits: &TransportLimits) -> Result<Response, Error> {
+    // A server may answer (403, 503) before reading the whole body; its answer says more
+    // than the broken pipe does.
+    match (
+        wait(&started.future, limits.max_body_bytes),
+        &started.written,
+    ) {
+        (Ok(response), _) => Ok(response),
+        (Err(_), Err(write_error)) => Err(write_error.clone()),
+        (Err(e), Ok(())) => Err(e),
     }
 }
 

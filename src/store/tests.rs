@@ -315,3 +315,45 @@ fn no_error_path_reveals_the_secret_or_the_token() {
     let debug = format!("{:?} {:?}", secret_config(), store.config());
     assert!(!debug.contains(SECRET) && !debug.contains(TOKEN), "{debug}");
 }
+
+#[test]
+fn get_many_answers_each_key_in_order_retrying_only_the_failed() {
+    let found = |v: &str| {
+        let mut r = status(200, "");
+        r.body = v.as_bytes().to_vec();
+        Ok(r)
+    };
+    let s = script(vec![
+        // The first round: one per valid key.
+        found("a"),
+        Ok(status(404, "NoSuchKey")),
+        Ok(status(503, "SlowDown")),
+        Ok(status(403, "AccessDenied")),
+        // The retry of the 503.
+        found("c"),
+    ]);
+    let sys = FakeSystem::default();
+    let store = Store::new(config(|_| {}), &s, &sys);
+    let results = store.get_many(&["a", "b", "", "c", "d"]);
+    assert_eq!(results[0], Ok(Some(b"a".to_vec())));
+    assert_eq!(results[1], Ok(None));
+    assert!(matches!(results[2], Err(Error::InvalidKey(_))));
+    assert_eq!(results[3], Ok(Some(b"c".to_vec())));
+    assert!(matches!(results[4], Err(Error::AccessDenied(_))));
+    let paths: Vec<String> = s
+        .sent
+        .borrow()
+        .iter()
+        .map(|r| r.uri().path().to_owned())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/results/a",
+            "/results/b",
+            "/results/c",
+            "/results/d",
+            "/results/c"
+        ]
+    );
+}

@@ -17,6 +17,7 @@ wasmtime::component::bindgen!({
     require_store_data_send: true,
 });
 
+pub use exports::result_store::s3::tasks;
 pub use result_store::s3::types as wit;
 
 pub fn wit_config(c: &ConfigInput) -> wit::Config {

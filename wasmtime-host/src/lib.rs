@@ -25,11 +25,14 @@ mod error;
 pub mod local_s3;
 mod runtime;
 mod store;
+mod tasks;
 
 pub use error::Error;
 pub use runtime::{Runtime, default_component_path};
+pub use s3_result_store::celery::{self, Extended, State, TaskMeta};
 pub use s3_result_store::{AddressingStyle, ConfigInput, S3ErrorInfo};
 pub use store::ResultStore;
+pub use tasks::TaskStore;
 
 /// The store's own error enum (the WIT `error` variant), shared with the component's core.
 pub use s3_result_store::Error as StoreError;

@@ -12,6 +12,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::{self, ComponentPre};
 use crate::error::Error;
 use crate::store::ResultStore;
+use crate::tasks::TaskStore;
 
 /// Per-instance state: WASI and WASI HTTP contexts and their resource table.
 pub struct HostState {
@@ -118,6 +119,22 @@ impl Runtime {
 
     /// Opens a store: a fresh instance of the component and one `result-store` resource in it.
     pub fn open(&self, config: &s3_result_store::ConfigInput) -> Result<ResultStore, Error> {
+        let (store, instance) = self.instantiate()?;
+        ResultStore::open(store, instance, config)
+    }
+
+    /// Opens Celery's result backend over the bucket: a fresh instance and one `task-store`.
+    /// `global_keyprefix` is Celery's `global_keyprefix` transport option.
+    pub fn open_tasks(
+        &self,
+        config: &s3_result_store::ConfigInput,
+        global_keyprefix: Option<&str>,
+    ) -> Result<TaskStore, Error> {
+        let (store, instance) = self.instantiate()?;
+        TaskStore::open(store, instance, config, global_keyprefix)
+    }
+
+    fn instantiate(&self) -> Result<(Store<HostState>, bindings::Component), Error> {
         let mut wasi = WasiCtx::builder();
         wasi.envs(&self.env);
         if self.clock_offset_secs != 0 {
@@ -133,7 +150,7 @@ impl Runtime {
             },
         );
         let instance = self.pre.instantiate(&mut store)?;
-        ResultStore::open(store, instance, config)
+        Ok((store, instance))
     }
 }
 

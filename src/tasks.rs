@@ -1,0 +1,135 @@
+//! Celery's result backend over the store: task metas and group results under Celery's keys,
+//! with Celery's rules (a stored SUCCESS is never overwritten; missing means PENDING).
+
+use serde_json::{Value, json};
+
+use crate::celery::{self, State, TaskMeta};
+use crate::error::Error;
+use crate::store::{Store, System, Transport};
+
+pub struct TaskStore<T, S> {
+    store: Store<T, S>,
+    global_keyprefix: String,
+}
+
+impl<T: Transport, S: System> TaskStore<T, S> {
+    /// `global_keyprefix` is Celery's `result_backend_transport_options["global_keyprefix"]`.
+    pub fn new(store: Store<T, S>, global_keyprefix: &str) -> Self {
+        TaskStore {
+            store,
+            global_keyprefix: global_keyprefix.to_owned(),
+        }
+    }
+
+    pub fn store(&self) -> &Store<T, S> {
+        &self.store
+    }
+
+    /// Writes `meta` as Celery would, and returns what the task's meta now is. Ready states get
+    /// `date_done` (now, unless given); other states never carry one. As in Celery, a task
+    /// whose stored state is SUCCESS keeps it: the write is skipped and the stored meta
+    /// returned.
+    pub fn store_result(&self, mut meta: TaskMeta) -> Result<TaskMeta, Error> {
+        let key = celery::task_key(&self.global_keyprefix, &meta.task_id)?;
+        if meta.state.is_ready() {
+            if meta.date_done.is_none() {
+                meta.date_done = Some(celery::date_done(self.store.now()));
+            }
+        } else {
+            meta.date_done = None;
+        }
+        let current = TaskMeta::decode(&meta.task_id, self.store.get(&key)?.as_deref())?;
+        if current.state == State::Success {
+            return Ok(current);
+        }
+        self.store.set(&key, meta.encode())?;
+        Ok(meta)
+    }
+
+    /// The task's meta; PENDING when nothing is stored.
+    pub fn get_meta(&self, task_id: &str) -> Result<TaskMeta, Error> {
+        let key = celery::task_key(&self.global_keyprefix, task_id)?;
+        TaskMeta::decode(task_id, self.store.get(&key)?.as_deref())
+    }
+
+    /// Many metas in one call, the reads in flight together. One result per id, in order.
+    pub fn get_many(&self, task_ids: &[&str]) -> Vec<Result<TaskMeta, Error>> {
+        let keys: Vec<Result<String, Error>> = task_ids
+            .iter()
+            .map(|id| celery::task_key(&self.global_keyprefix, id))
+            .collect();
+        let valid: Vec<&str> = keys.iter().filter_map(|k| k.as_deref().ok()).collect();
+        let mut values = self.store.get_many(&valid).into_iter();
+        task_ids
+            .iter()
+            .zip(keys)
+            .map(|(id, key)| {
+                key?;
+                let value = values
+                    .next()
+                    .unwrap_or_else(|| Err(Error::Transport("no response".into())))?;
+                TaskMeta::decode(id, value.as_deref())
+            })
+            .collect()
+    }
+
+    /// Celery's `forget`: removes the task's meta.
+    pub fn forget(&self, task_id: &str) -> Result<(), Error> {
+        self.store
+            .delete(&celery::task_key(&self.global_keyprefix, task_id)?)
+    }
+
+    /// Celery's `GroupResult.save()` for a group of plain tasks:
+    /// `{"result": [[group_id, null], [[[task_id, null], null], ...]]}`.
+    pub fn save_group(&self, group_id: &str, task_ids: &[&str]) -> Result<(), Error> {
+        let key = celery::group_key(&self.global_keyprefix, group_id)?;
+        let children: Vec<Value> = task_ids
+            .iter()
+            .map(|id| json!([[id, null], null]))
+            .collect();
+        let document = json!({ "result": [[group_id, null], children] });
+        self.store
+            .set(&key, celery::python_json(&document).into_bytes())
+    }
+
+    /// The task ids of a saved group; none when the group was never saved (or was forgotten).
+    pub fn restore_group(&self, group_id: &str) -> Result<Option<Vec<String>>, Error> {
+        let key = celery::group_key(&self.global_keyprefix, group_id)?;
+        let Some(bytes) = self.store.get(&key)? else {
+            return Ok(None);
+        };
+        let invalid = |why: &str| {
+            Error::InvalidValue(format!(
+                "the stored group {group_id:?} is not a Celery group: {why}"
+            ))
+        };
+        let document: Value =
+            serde_json::from_slice(&bytes).map_err(|e| invalid(&e.to_string()))?;
+        let children = document
+            .get("result")
+            .and_then(|r| r.get(1))
+            .and_then(Value::as_array)
+            .ok_or_else(|| invalid("no result list"))?;
+        children
+            .iter()
+            .map(|child| {
+                child
+                    .get(0)
+                    .and_then(|c| c.get(0))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| invalid("a member without a task id"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// Celery's `delete_group`.
+    pub fn forget_group(&self, group_id: &str) -> Result<(), Error> {
+        self.store
+            .delete(&celery::group_key(&self.global_keyprefix, group_id)?)
+    }
+}
+
+#[cfg(test)]
+mod tests;
