@@ -98,9 +98,9 @@ pub fn list_objects_request(
 /// bucket in `Error::NoSuchBucket`.
 pub fn parse_list_objects(bucket: &str, response: Response) -> Result<ListPage, Error> {
     if !is_success(&response) {
-        return Err(error_for(bucket, &response));
+        return Err(response::error_for(bucket, &response));
     }
-    check_length(&response)?;
+    response::check_length(&response)?;
     let mut objects = Vec::new();
     let mut current: Option<PartialObject> = None;
     let mut is_truncated: Option<String> = None;
@@ -138,7 +138,7 @@ pub fn parse_list_objects(bucket: &str, response: Response) -> Result<ListPage, 
     })?;
     match root.as_str() {
         "ListBucketResult" => {}
-        "Error" => return Err(error_for(bucket, &response)),
+        "Error" => return Err(response::error_for(bucket, &response)),
         other => {
             return Err(malformed(
                 "ListObjectsV2",
@@ -227,9 +227,9 @@ pub fn parse_delete_objects(
     requested: usize,
 ) -> Result<DeleteOutcome, Error> {
     if !is_success(&response) {
-        return Err(error_for(bucket, &response));
+        return Err(response::error_for(bucket, &response));
     }
-    check_length(&response)?;
+    response::check_length(&response)?;
     let mut listed_deleted = 0usize;
     let mut already_gone = 0usize;
     let mut errors = Vec::new();
@@ -262,7 +262,7 @@ pub fn parse_delete_objects(
     match root.as_str() {
         "DeleteResult" => {}
         // An error document with a 2xx status: the request as a whole failed.
-        "Error" => return Err(error_for(bucket, &response)),
+        "Error" => return Err(response::error_for(bucket, &response)),
         other => {
             return Err(malformed(
                 "DeleteObjects",
@@ -449,40 +449,6 @@ fn push_xml_escaped(out: &mut String, text: &str) {
 
 fn is_success(response: &Response) -> bool {
     (200..300).contains(&response.status)
-}
-
-/// The typed error for a refused bulk request, mapped as `response::outcome` maps them.
-fn error_for(bucket: &str, response: &Response) -> Error {
-    let info = response::parse_error(response);
-    match (response.status, info.code.as_str()) {
-        (404, "NoSuchBucket") => Error::NoSuchBucket(bucket.to_owned()),
-        (401 | 403, _) => Error::AccessDenied(info),
-        (_, "AccessDenied" | "SignatureDoesNotMatch" | "InvalidAccessKeyId") => {
-            Error::AccessDenied(info)
-        }
-        _ => Error::S3(info),
-    }
-}
-
-/// A body cut short of its declared length is refused before parsing: a listing truncated at
-/// an element boundary could otherwise read as a shorter, complete one.
-fn check_length(response: &Response) -> Result<(), Error> {
-    let Some(declared) = response.headers.get(header::CONTENT_LENGTH) else {
-        return Ok(());
-    };
-    let declared = declared
-        .to_str()
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .ok_or_else(|| Error::Transport("the response has an unreadable Content-Length".into()))?;
-    if declared == response.body.len() as u64 {
-        Ok(())
-    } else {
-        Err(Error::Transport(format!(
-            "the response body has {} bytes but Content-Length says {declared}",
-            response.body.len()
-        )))
-    }
 }
 
 /// A transport error for a response that cannot be what it claims; the message is bounded

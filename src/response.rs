@@ -35,19 +35,32 @@ pub fn outcome(
             Operation::Put | Operation::Delete => Ok(None),
         };
     }
-    let empty_body = response.body.is_empty();
-    let info = parse_error(&response);
-    match (status, info.code.as_str()) {
-        (404, "NoSuchBucket") => Err(Error::NoSuchBucket(bucket.to_owned())),
-        (404, "NoSuchKey") if operation != Operation::Put => Ok(None),
+    let error = error_for(bucket, &response);
+    match (status, &error) {
+        (404, Error::S3(info)) if info.code == "NoSuchKey" && operation != Operation::Put => {
+            Ok(None)
+        }
         // A HEAD-style 404 with no body, from servers that drop error bodies. A 404 with some
         // other body (a proxy's HTML page) is not evidence that the key is missing.
-        (404, "") if empty_body && operation != Operation::Put => Ok(None),
-        (403, _) | (401, _) => Err(Error::AccessDenied(info)),
-        (_, "AccessDenied" | "SignatureDoesNotMatch" | "InvalidAccessKeyId") => {
-            Err(Error::AccessDenied(info))
+        (404, Error::S3(info))
+            if info.code.is_empty() && response.body.is_empty() && operation != Operation::Put =>
+        {
+            Ok(None)
         }
-        _ => Err(Error::S3(info)),
+        _ => Err(error),
+    }
+}
+
+/// The typed error for an S3 error response, for any request of the store.
+pub(crate) fn error_for(bucket: &str, response: &Response) -> Error {
+    let info = parse_error(response);
+    match (response.status, info.code.as_str()) {
+        (404, "NoSuchBucket") => Error::NoSuchBucket(bucket.to_owned()),
+        (401 | 403, _) => Error::AccessDenied(info),
+        (_, "AccessDenied" | "SignatureDoesNotMatch" | "InvalidAccessKeyId") => {
+            Error::AccessDenied(info)
+        }
+        _ => Error::S3(info),
     }
 }
 
@@ -72,7 +85,7 @@ pub fn clock_offset(response: &Response, now: std::time::SystemTime) -> Option<i
 
 /// A body shorter (or longer) than its declared length was cut or corrupted in transit and
 /// must never be handed out as the stored value.
-fn check_length(response: &Response) -> Result<(), Error> {
+pub(crate) fn check_length(response: &Response) -> Result<(), Error> {
     let Some(declared) = response.headers.get(header::CONTENT_LENGTH) else {
         return Ok(());
     };

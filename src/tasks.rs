@@ -1,8 +1,11 @@
 //! Celery's result backend over the store: task metas and group results under Celery's keys,
 //! with Celery's rules (a stored SUCCESS is never overwritten; missing means PENDING).
 
+use std::time::{Duration, UNIX_EPOCH};
+
 use serde_json::{Value, json};
 
+use crate::bulk;
 use crate::celery::{self, State, TaskMeta};
 use crate::error::Error;
 use crate::store::{Store, System, Transport};
@@ -122,6 +125,60 @@ impl<T: Transport, S: System> TaskStore<T, S> {
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
+    }
+
+    /// Deletes the task and group results last written more than `older_than` ago under the
+    /// store's prefix (base path and global key prefix): what Celery's `result_expires` does
+    /// for other backends and cannot do for S3. Lists with ListObjectsV2, deletes in
+    /// DeleteObjects batches of up to 1000. Safe to run again and concurrently: a result
+    /// already gone counts as deleted. Returns how many were deleted.
+    pub fn cleanup(&self, older_than: Duration) -> Result<u64, Error> {
+        let config = self.store.config();
+        let cutoff = self
+            .store
+            .now()
+            .checked_sub(older_than)
+            .unwrap_or(UNIX_EPOCH);
+        let global = celery::global_prefix(&self.global_keyprefix);
+        let mut deleted = 0u64;
+        for kind in [celery::TASK_KEY_PREFIX, celery::GROUP_KEY_PREFIX] {
+            let prefix = format!("{}{global}{kind}", config.base_path);
+            let mut token: Option<String> = None;
+            loop {
+                let mut list = bulk::list_objects_request(config, &prefix, token.as_deref(), 1000)?;
+                let page = self
+                    .store
+                    .run(&mut list, |r| bulk::parse_list_objects(&config.bucket, r))?;
+                let old: Vec<String> = page
+                    .objects
+                    .into_iter()
+                    .filter(|o| o.last_modified < cutoff)
+                    .map(|o| o.key)
+                    .collect();
+                for batch in old.chunks(bulk::MAX_DELETE_KEYS) {
+                    let mut delete = bulk::delete_objects_request(config, batch)?;
+                    let outcome = self.store.run(&mut delete, |r| {
+                        bulk::parse_delete_objects(&config.bucket, r, batch.len())
+                    })?;
+                    deleted += outcome.deleted as u64;
+                    if let Some((key, code, message)) = outcome.errors.into_iter().next() {
+                        return Err(Error::S3(crate::error::S3ErrorInfo {
+                            status: 200,
+                            code,
+                            message: format!(
+                                "could not delete {key:?} ({deleted} deleted before): {message}"
+                            ),
+                            request_id: None,
+                        }));
+                    }
+                }
+                match page.next_continuation_token {
+                    Some(next) if page.is_truncated => token = Some(next),
+                    _ => break,
+                }
+            }
+        }
+        Ok(deleted)
     }
 
     /// Celery's `delete_group`.

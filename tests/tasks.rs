@@ -173,3 +173,53 @@ fn bad_input_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn cleanup_deletes_old_results_under_the_prefix_only_and_pages_through_many() {
+    let s = server();
+    let prefix = unique_prefix("tasks-cleanup");
+    let mut raw = runtime().open(&s.config(&prefix)).unwrap();
+    // More than one page (1000) of task results, a group, and objects cleanup must not touch.
+    for i in 0..1010 {
+        raw.set(format!("app_celery-task-meta-{i:04}"), b"{}")
+            .unwrap();
+    }
+    raw.set("app_celery-taskset-meta-g", b"{}").unwrap();
+    raw.set("app_not-a-result", b"keep").unwrap();
+    raw.set("celery-task-meta-other-app", b"keep").unwrap();
+    let mut outside = runtime().open(&s.config(&format!("{prefix}x"))).unwrap();
+    outside
+        .set("app_celery-task-meta-outside", b"keep")
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    let mut tasks = runtime()
+        .open_tasks(&s.config(&prefix), Some("app"))
+        .unwrap();
+    let fresh = meta("fresh", State::Success, json!(1));
+    tasks.store_result(&fresh).unwrap();
+    assert_eq!(
+        tasks.cleanup(std::time::Duration::from_secs(3600)).unwrap(),
+        0
+    );
+    assert_eq!(
+        tasks.cleanup(std::time::Duration::from_secs(1)).unwrap(),
+        1011
+    );
+    let left = s.list_keys(&prefix);
+    assert_eq!(
+        left,
+        vec![
+            format!("{prefix}app_celery-task-meta-fresh"),
+            format!("{prefix}app_not-a-result"),
+            format!("{prefix}celery-task-meta-other-app"),
+            format!("{prefix}xapp_celery-task-meta-outside"),
+        ]
+    );
+    // Again, and from two stores at once: nothing left to delete, no error.
+    let mut other = runtime()
+        .open_tasks(&s.config(&prefix), Some("app"))
+        .unwrap();
+    let handle = std::thread::spawn(move || other.cleanup(std::time::Duration::from_secs(1)));
+    assert_eq!(tasks.cleanup(std::time::Duration::from_secs(1)).unwrap(), 0);
+    assert_eq!(handle.join().unwrap().unwrap(), 0);
+}

@@ -74,6 +74,12 @@ impl GuestTaskStore for TaskStoreResource {
     fn forget_group(&self, group_id: String) -> Result<(), wit::Error> {
         self.tasks.forget_group(&group_id).map_err(wit_error)
     }
+
+    fn cleanup(&self, older_than_seconds: u64) -> Result<u64, wit::Error> {
+        self.tasks
+            .cleanup(std::time::Duration::from_secs(older_than_seconds))
+            .map_err(wit_error)
+    }
 }
 
 fn json(field: &str, text: &str) -> Result<Value, Error> {

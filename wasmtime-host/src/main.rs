@@ -6,10 +6,10 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use s3_result_store_host::local_s3::{LocalS3, LocalS3Options};
+
+mod cli;
 use s3_result_store_host::{AddressingStyle, ConfigInput, Error, Runtime, default_component_path};
 
 #[derive(Parser)]
@@ -31,6 +31,9 @@ struct Cli {
     /// The component to run.
     #[arg(long, env = "S3RS_COMPONENT", global = true)]
     component: Option<PathBuf>,
+    /// Celery's global_keyprefix transport option, for `task` commands.
+    #[arg(long, env = "S3RS_GLOBAL_KEYPREFIX", global = true)]
+    global_keyprefix: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,6 +98,17 @@ enum Command {
     },
     /// Remove KEY (succeeds when it does not exist).
     Delete { key: String },
+    /// Celery task results: read, store and forget task metas as Celery does.
+    Task {
+        #[command(subcommand)]
+        command: cli::task::TaskCommand,
+    },
+    /// Delete Celery task and group results older than a given age (S3 never expires them).
+    Cleanup {
+        /// Age such as 3600, 90s, 30m, 12h or 7d.
+        #[arg(long, value_parser = cli::task::parse_age)]
+        older_than: std::time::Duration,
+    },
     /// Start an embedded S3 server and run set/get/delete through the component.
     Demo {
         /// Keep the demo's objects here instead of a temporary directory.
@@ -120,7 +134,21 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     let component = cli.component.unwrap_or_else(default_component_path);
     match cli.command {
-        Command::Demo { data_dir } => demo(&component, data_dir),
+        Command::Demo { data_dir } => cli::demo::run(&component, data_dir),
+        Command::Task { command } => {
+            let runtime = Runtime::load(&component)?.with_env(aws_env());
+            let mut tasks =
+                runtime.open_tasks(&config(&cli.store), cli.global_keyprefix.as_deref())?;
+            cli::task::run(&mut tasks, command)
+        }
+        Command::Cleanup { older_than } => {
+            let runtime = Runtime::load(&component)?.with_env(aws_env());
+            let mut tasks =
+                runtime.open_tasks(&config(&cli.store), cli.global_keyprefix.as_deref())?;
+            let deleted = tasks.cleanup(older_than)?;
+            write_stdout(format!("{{\"deleted\": {deleted}}}\n").as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
         command => {
             let runtime = Runtime::load(&component)?.with_env(aws_env());
             let mut store = runtime.open(&config(&cli.store))?;
@@ -143,7 +171,9 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                     store.delete(&key)?;
                     Ok(ExitCode::SUCCESS)
                 }
-                Command::Demo { .. } => unreachable!("handled above"),
+                Command::Demo { .. } | Command::Task { .. } | Command::Cleanup { .. } => {
+                    unreachable!("handled above")
+                }
             }
         }
     }
@@ -179,7 +209,7 @@ fn config(args: &StoreArgs) -> ConfigInput {
     }
 }
 
-fn io_error(what: &str, e: std::io::Error) -> Error {
+pub(crate) fn io_error(what: &str, e: std::io::Error) -> Error {
     Error::Runtime(wasmtime::Error::msg(format!("{what}: {e}")))
 }
 
@@ -198,118 +228,9 @@ fn read_value(value: Option<String>, file: Option<PathBuf>) -> Result<Vec<u8>, E
     }
 }
 
-fn write_stdout(bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     out.write_all(bytes)
         .and_then(|()| out.flush())
         .map_err(|e| io_error("cannot write to stdout", e))
-}
-
-fn demo(component: &std::path::Path, data_dir: Option<PathBuf>) -> Result<ExitCode, Error> {
-    let started = Instant::now();
-    let runtime = Runtime::load(component)?;
-    println!(
-        "loaded the component {} in {:.0?}",
-        component.display(),
-        started.elapsed()
-    );
-
-    let server = LocalS3::start(LocalS3Options {
-        data_dir,
-        ..LocalS3Options::default()
-    })
-    .map_err(|e| {
-        Error::Runtime(wasmtime::Error::msg(format!(
-            "cannot start the local S3 server: {e:#}"
-        )))
-    })?;
-    let bucket = "celery-results";
-    server.create_bucket(bucket).map_err(|e| {
-        Error::Runtime(wasmtime::Error::msg(format!(
-            "cannot create the bucket: {e:#}"
-        )))
-    })?;
-    println!(
-        "started an embedded S3 server (s3s-fs, SigV4 checked) at {} with bucket {bucket:?}, data in {}",
-        server.endpoint(),
-        server.data_dir().display()
-    );
-
-    let config = ConfigInput {
-        endpoint_url: Some(server.endpoint()),
-        region: Some(server.region().to_owned()),
-        access_key_id: Some(server.access_key().to_owned()),
-        secret_access_key: Some(server.secret_key().to_owned()),
-        bucket_name: Some(bucket.to_owned()),
-        base_path: Some("results/".to_owned()),
-        ..ConfigInput::default()
-    };
-    let mut store = runtime.open(&config)?;
-    let key = "celery-task-meta-8a5ddc2e-7a1f-4b43-9c5e-0d5f8f0c1b23";
-    let value = br#"{"status": "SUCCESS", "result": {"x": 1}, "traceback": null, "children": [], "date_done": "2026-11-25T16:34:09.244119+00:00", "task_id": "8a5ddc2e-7a1f-4b43-9c5e-0d5f8f0c1b23"}"#;
-
-    let t = Instant::now();
-    store.set(key, value)?;
-    println!(
-        "set    {key} ({} bytes) in {:.1?}",
-        value.len(),
-        t.elapsed()
-    );
-    let object = server.data_dir().join(bucket).join("results").join(key);
-    println!(
-        "       stored as object \"results/{key}\" ({})",
-        if object.exists() {
-            "found on disk"
-        } else {
-            "NOT on disk"
-        }
-    );
-
-    let t = Instant::now();
-    let read = store.get(key)?;
-    let same = read.as_deref() == Some(&value[..]);
-    println!(
-        "get    {key} in {:.1?}: {} bytes, {}",
-        t.elapsed(),
-        read.as_ref().map_or(0, Vec::len),
-        if same { "identical" } else { "DIFFERENT" }
-    );
-    println!(
-        "       {}",
-        String::from_utf8_lossy(read.as_deref().unwrap_or_default())
-    );
-
-    let t = Instant::now();
-    store.delete(key)?;
-    println!("delete {key} in {:.1?}", t.elapsed());
-    let after = store.get(key)?;
-    println!(
-        "get    {key} after delete: {}",
-        if after.is_none() {
-            "none (missing keys read as none)"
-        } else {
-            "STILL THERE"
-        }
-    );
-
-    let mut wrong = config.clone();
-    wrong.secret_access_key = Some("not-the-secret".into());
-    let denied = runtime.open(&wrong)?.get(key).err();
-    println!(
-        "get with a wrong secret: {}",
-        denied.map_or_else(|| "UNEXPECTEDLY SUCCEEDED".into(), |e| e.to_string())
-    );
-    let mut missing = config.clone();
-    missing.bucket_name = Some("no-such-bucket".into());
-    let err = runtime.open(&missing)?.get(key).err();
-    println!(
-        "get from a missing bucket: {}",
-        err.map_or_else(|| "UNEXPECTEDLY SUCCEEDED".into(), |e| e.to_string())
-    );
-
-    Ok(if same && after.is_none() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(3)
-    })
 }

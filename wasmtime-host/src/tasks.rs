@@ -98,6 +98,16 @@ impl TaskStore {
     }
 }
 
+impl TaskStore {
+    /// Deletes task and group results older than `older_than`; returns how many.
+    pub fn cleanup(&mut self, older_than: std::time::Duration) -> Result<u64, Error> {
+        let guest = self.bindings.result_store_s3_tasks().task_store();
+        Ok(guest
+            .call_cleanup(&mut self.store, self.resource, older_than.as_secs())?
+            .map_err(bindings::core_error)?)
+    }
+}
+
 impl Drop for TaskStore {
     fn drop(&mut self) {
         let _ = self.resource.resource_drop(&mut self.store);

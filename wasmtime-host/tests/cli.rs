@@ -1,0 +1,163 @@
+//! The CLI as a user runs it: the real binary, the real component, an embedded S3 server.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use s3_result_store_host::local_s3::{LocalS3, LocalS3Options};
+
+struct Cli {
+    server: LocalS3,
+}
+
+impl Cli {
+    fn new() -> Cli {
+        let server = LocalS3::start(LocalS3Options::default()).unwrap();
+        server.create_bucket("results").unwrap();
+        Cli { server }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_s3-result-store"))
+            .args([
+                "--endpoint-url",
+                &self.server.endpoint(),
+                "--bucket",
+                "results",
+            ])
+            .args(args)
+            .env_clear()
+            .env("AWS_ACCESS_KEY_ID", self.server.access_key())
+            .env("AWS_SECRET_ACCESS_KEY", self.server.secret_key())
+            .env("HOME", std::env::var("HOME").unwrap_or_default())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or_default()).unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn set_get_delete_with_exit_codes() {
+    let cli = Cli::new();
+    let out = cli.run(&["set", "k", "from an argument"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = cli.run(&["get", "k"], None);
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), "from an argument".into())
+    );
+    let out = cli.run(&["set", "k2", "-"], Some(b"\x00from stdin\xff"));
+    assert!(out.status.success());
+    assert_eq!(cli.run(&["get", "k2"], None).stdout, b"\x00from stdin\xff");
+    assert!(cli.run(&["delete", "k"], None).status.success());
+    let out = cli.run(&["get", "k"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no value stored"));
+}
+
+#[test]
+fn failures_are_one_clear_line_with_a_nonzero_code() {
+    let cli = Cli::new();
+    // Half a key pair in flags is not silently completed from the environment.
+    let out = cli.run(&["--secret-access-key", "wrong-secret", "get", "k"], None);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("access-key-id is not"),
+        "{}",
+        text(&out.stderr)
+    );
+    let access = cli.server.access_key().to_owned();
+    let out = cli.run(
+        &[
+            "--access-key-id",
+            &access,
+            "--secret-access-key",
+            "wrong-secret",
+            "get",
+            "k",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: access denied: HTTP 403"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wrong-secret"));
+    let out = cli.run(&["--max-attempts", "0", "get", "k"], None);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("max-attempts is 0"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli.run(&["get"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "usage errors are clap's exit code 2"
+    );
+    let out = cli.run(&["--component", "/nonexistent.wasm", "get", "k"], None);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(text(&out.stderr).contains("cannot read the component"));
+}
+
+#[test]
+fn task_commands_print_celery_documents() {
+    let cli = Cli::new();
+    let out = cli.run(
+        &[
+            "task",
+            "put",
+            "t1",
+            "--result",
+            r#"{"x": 1}"#,
+            "--date-done",
+            "2026-11-25T16:34:09.244119+00:00",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected = r#"{"status": "SUCCESS", "result": {"x": 1}, "traceback": null, "children": [], "date_done": "2026-11-25T16:34:09.244119+00:00", "task_id": "t1"}"#;
+    assert_eq!(text(&out.stdout).trim_end(), expected);
+    let out = cli.run(&["task", "get", "t1", "t2"], None);
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines[0], expected);
+    assert!(
+        lines[1].starts_with(r#"{"status": "PENDING", "result": null"#),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(
+        cli.run(&["get", "celery-task-meta-t1"], None).stdout,
+        expected.as_bytes()
+    );
+    assert!(cli.run(&["task", "forget", "t1"], None).status.success());
+    let out = cli.run(&["task", "get", "t1"], None);
+    assert!(text(&out.stdout).starts_with(r#"{"status": "PENDING""#));
+    assert!(cli.run(&["task", "put", "t4"], None).status.success());
+    let out = cli.run(&["cleanup", "--older-than", "1h"], None);
+    assert_eq!(text(&out.stdout), "{\"deleted\": 0}\n");
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    let out = cli.run(&["cleanup", "--older-than", "1s"], None);
+    assert_eq!(
+        text(&out.stdout),
+        "{\"deleted\": 1}\n",
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli.run(&["task", "put", "t3", "--result", "{not json"], None);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("--result is not JSON"));
+}
