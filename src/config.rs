@@ -199,6 +199,12 @@ impl Config {
         };
         let addressing_style = resolve_addressing(input.addressing_style, &endpoint, &bucket)?;
         let base_path = input.base_path.clone().unwrap_or_default();
+        if let Some(c) = base_path.chars().find(|c| c.is_control()) {
+            return Err(Error::InvalidConfig(format!(
+                "base-path contains the control character U+{:04X}",
+                u32::from(c)
+            )));
+        }
         if base_path.len() > crate::key::MAX_KEY_BYTES {
             return Err(Error::InvalidConfig(format!(
                 "base-path is {} bytes; an S3 key, base path included, has at most {} bytes",
@@ -377,12 +383,23 @@ fn parse_endpoint(url: &str) -> Result<Endpoint, Error> {
         return Err(invalid("a query is not allowed"));
     }
     let default_port = if https { 443 } else { 80 };
-    let port = match authority.port_u16() {
-        Some(p) if p == default_port => None,
-        Some(0) => return Err(invalid("port 0 is not a valid port")),
-        Some(p) => Some(p),
-        None if authority.as_str().ends_with(':') => return Err(invalid("empty port")),
+    // The `http` crate is lenient here: `port_u16` is None both for "no port" and for one that
+    // is not a u16 ("99999", "9000abc"), and text between an IPv6 literal and its port is
+    // let through. Only exactly `host` or `host:digits` is accepted.
+    let rest = authority.as_str().strip_prefix(host).unwrap_or(":");
+    let port_text = match rest.strip_prefix(':') {
+        None if rest.is_empty() => None,
+        Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(digits)
+        }
+        _ => return Err(invalid("the port must be a number from 1 to 65535")),
+    };
+    let port = match port_text.map(str::parse::<u16>) {
         None => None,
+        Some(Ok(0)) => return Err(invalid("port 0 is not a valid port")),
+        Some(Ok(p)) if p == default_port => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(_)) => return Err(invalid("the port must be a number from 1 to 65535")),
     };
     Ok(Endpoint {
         https,
@@ -400,6 +417,12 @@ fn resolve_addressing(
     let dns_safe = is_dns_safe_bucket(bucket);
     match style {
         AddressingStyle::Path => Ok(AddressingStyle::Path),
+        AddressingStyle::VirtualHosted if is_ip_literal(&endpoint.host) => {
+            Err(Error::InvalidConfig(format!(
+                "virtual-hosted addressing needs a host name, not the address {}; use path addressing",
+                endpoint.host
+            )))
+        }
         AddressingStyle::VirtualHosted if dns_safe => Ok(AddressingStyle::VirtualHosted),
         AddressingStyle::VirtualHosted => Err(Error::InvalidConfig(format!(
             "bucket {bucket:?} cannot be used with virtual-hosted addressing: it is not a \
@@ -411,6 +434,10 @@ fn resolve_addressing(
         }
         AddressingStyle::Auto => Ok(AddressingStyle::Path),
     }
+}
+
+fn is_ip_literal(host: &str) -> bool {
+    host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
 /// The names S3 has ever accepted (legacy us-east-1 names included): anything else could not
@@ -577,6 +604,12 @@ mod tests {
             ("http://host/?x=1", "query"),
             ("http://user:pw@host", "user info"),
             ("http://host:0", "port 0"),
+            ("http://s3.local:900000", "1 to 65535"),
+            ("http://h:65536", "1 to 65535"),
+            ("http://h:9000abc", "1 to 65535"),
+            ("http://4:72.30.00", "1 to 65535"),
+            ("http://h:", "1 to 65535"),
+            ("http://[::1]333:90", "1 to 65535"),
             ("not a url", "not a URL"),
         ];
         for (url, why) in cases {
@@ -635,6 +668,22 @@ mod tests {
         i.addressing_style = AddressingStyle::VirtualHosted;
         i.bucket_name = Some("Bad_Bucket".into());
         assert!(matches!(resolve(&i, &[]), Err(Error::InvalidConfig(m)) if m.contains("DNS-safe")));
+    }
+
+    #[test]
+    fn virtual_hosted_needs_a_host_name_and_base_path_no_control_characters() {
+        for endpoint in ["http://127.0.0.1:9000", "http://[::1]:9000"] {
+            let mut i = input();
+            i.endpoint_url = Some(endpoint.into());
+            i.addressing_style = AddressingStyle::VirtualHosted;
+            assert!(
+                matches!(resolve(&i, &[]), Err(Error::InvalidConfig(m)) if m.contains("host name")),
+                "{endpoint}"
+            );
+        }
+        let mut i = input();
+        i.base_path = Some("results\n/".into());
+        assert!(matches!(resolve(&i, &[]), Err(Error::InvalidConfig(m)) if m.contains("U+000A")));
     }
 
     #[test]
