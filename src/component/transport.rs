@@ -251,7 +251,16 @@ fn stream_error(e: StreamError) -> Error {
         StreamError::Closed => Error::Transport("the connection closed early".into()),
         StreamError::LastOperationFailed(io) => match wasi::http::types::http_error_code(&io) {
             Some(code) => http_error(&code),
-            None => Error::Transport(io.to_debug_string()),
+            // wasmtime reports a stalled body as a stream error without the error code
+            // ("connection read timeout"): a timeout all the same.
+            None => {
+                let message = io.to_debug_string();
+                if message.to_ascii_lowercase().contains("timeout") {
+                    Error::Timeout(format!("reading the response body: {message}"))
+                } else {
+                    Error::Transport(message)
+                }
+            }
         },
     }
 }

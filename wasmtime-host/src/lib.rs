@@ -24,6 +24,7 @@ mod bindings;
 mod error;
 pub mod local_s3;
 mod runtime;
+mod sender;
 mod store;
 mod tasks;
 
@@ -31,6 +32,7 @@ pub use error::Error;
 pub use runtime::{Runtime, default_component_path};
 pub use s3_result_store::celery::{self, Extended, State, TaskMeta};
 pub use s3_result_store::{AddressingStyle, ConfigInput, S3ErrorInfo};
+pub use sender::PooledSender;
 pub use store::ResultStore;
 pub use tasks::TaskStore;
 

@@ -1,6 +1,7 @@
 //! Engine, linker and pre-instantiated component: everything loaded once and shared by the
 //! stores opened from it.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,6 +12,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::{self, ComponentPre};
 use crate::error::Error;
+use crate::sender::PooledSender;
 use crate::store::ResultStore;
 use crate::tasks::TaskStore;
 
@@ -19,6 +21,8 @@ pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
+    /// The runtime's sender (a handle on its shared pool); `None`: wasmtime's default hooks.
+    sender: Option<PooledSender>,
 }
 
 impl WasiView for HostState {
@@ -35,7 +39,10 @@ impl WasiHttpView for HostState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: match &mut self.sender {
+                Some(sender) => sender,
+                None => Default::default(),
+            },
         }
     }
 }
@@ -49,6 +56,7 @@ pub struct Runtime {
     pre: ComponentPre<HostState>,
     env: Vec<(String, String)>,
     clock_offset_secs: i64,
+    sender: PooledSender,
 }
 
 impl Runtime {
@@ -84,6 +92,7 @@ impl Runtime {
             pre,
             env: Vec::new(),
             clock_offset_secs: 0,
+            sender: PooledSender::new(),
         })
     }
 
@@ -117,6 +126,24 @@ impl Runtime {
         self
     }
 
+    /// Whether the stores of this runtime share a pool of keep-alive connections (default: on),
+    /// so that a sequence of operations pays one connect. Off, every request opens a new
+    /// connection: wasmtime's default sender is used, unless [`Runtime::with_resolve`] rules
+    /// need this one (then without a pool). `http` endpoints only; see [`PooledSender`].
+    pub fn with_connection_pool(mut self, on: bool) -> Runtime {
+        self.sender = self.sender.with_connection_pool(on);
+        self
+    }
+
+    /// Resolves `host_suffix` and every name under it to `ip` instead of asking DNS, e.g.
+    /// `with_resolve("s3.garage.localhost", 127.0.0.1)` for virtual-hosted-style requests
+    /// to `bucket.s3.garage.localhost`. `http` endpoints only; see
+    /// [`PooledSender::with_resolve`].
+    pub fn with_resolve(mut self, host_suffix: &str, ip: IpAddr) -> Runtime {
+        self.sender = self.sender.with_resolve(host_suffix, ip);
+        self
+    }
+
     /// Opens a store: a fresh instance of the component and one `result-store` resource in it.
     pub fn open(&self, config: &s3_result_store::ConfigInput) -> Result<ResultStore, Error> {
         let (store, instance) = self.instantiate()?;
@@ -147,6 +174,7 @@ impl Runtime {
                 wasi,
                 http: WasiHttpCtx::new(),
                 table: ResourceTable::new(),
+                sender: (!self.sender.is_default()).then(|| self.sender.clone()),
             },
         );
         let instance = self.pre.instantiate(&mut store)?;
