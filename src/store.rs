@@ -13,6 +13,10 @@ use crate::response::{self, Response};
 use crate::retry::{self, RetryBudget};
 use crate::sign;
 
+/// How many requests a batch operation keeps in flight at once: enough to hide latency, few
+/// enough not to open hundreds of connections to one server.
+pub const MAX_IN_FLIGHT: usize = 32;
+
 /// Sends one signed request and returns the whole response. Implemented over `wasi:http` in
 /// the component. Fails with `Error::Transport`, `Error::Timeout`, or `Error::ValueTooLarge`
 /// when the response body exceeds `limits.max_body_bytes`.
@@ -76,13 +80,6 @@ impl<T: Transport, S: System> Store<T, S> {
     }
 
     pub fn set(&self, key: &str, value: Vec<u8>) -> Result<(), Error> {
-        let limit = self.config.limits.max_body_bytes;
-        if value.len() as u64 > limit {
-            return Err(Error::ValueTooLarge(format!(
-                "the value is {} bytes; max-value-bytes is {limit}",
-                value.len()
-            )));
-        }
         self.execute(Operation::Put, key, value).map(drop)
     }
 
@@ -90,53 +87,110 @@ impl<T: Transport, S: System> Store<T, S> {
         self.execute(Operation::Delete, key, Vec::new()).map(drop)
     }
 
-    /// Reads many keys at once: one round of requests in flight together (where the
-    /// transport can), then the usual retries, one by one, for those that failed transiently.
-    /// One result per key, in order.
+    /// Reads many keys at once: requests go out in rounds of up to [`MAX_IN_FLIGHT`] together
+    /// (where the transport can), then those that failed transiently get the usual retries,
+    /// one by one. One result per key, in order.
     pub fn get_many(&self, keys: &[&str]) -> Vec<Result<Option<Vec<u8>>, Error>> {
+        self.execute_many(
+            Operation::Get,
+            keys.iter().map(|k| (*k, Vec::new())).collect(),
+        )
+    }
+
+    /// Stores many values at once, as [`Store::get_many`] reads.
+    pub fn set_many(&self, entries: Vec<(&str, Vec<u8>)>) -> Vec<Result<(), Error>> {
+        let results = self.execute_many(Operation::Put, entries);
+        results.into_iter().map(|r| r.map(drop)).collect()
+    }
+
+    /// Removes many keys at once, as [`Store::get_many`] reads.
+    pub fn delete_many(&self, keys: &[&str]) -> Vec<Result<(), Error>> {
+        let entries = keys.iter().map(|k| (*k, Vec::new())).collect();
+        let results = self.execute_many(Operation::Delete, entries);
+        results.into_iter().map(|r| r.map(drop)).collect()
+    }
+
+    fn execute_many(
+        &self,
+        operation: Operation,
+        entries: Vec<(&str, Vec<u8>)>,
+    ) -> Vec<Result<Option<Vec<u8>>, Error>> {
+        let mut results = Vec::with_capacity(entries.len());
+        let mut entries = entries.into_iter().peekable();
+        while entries.peek().is_some() {
+            let round: Vec<(&str, Vec<u8>)> = entries.by_ref().take(MAX_IN_FLIGHT).collect();
+            results.extend(self.execute_round(operation, round));
+        }
+        results
+    }
+
+    fn execute_round(
+        &self,
+        operation: Operation,
+        entries: Vec<(&str, Vec<u8>)>,
+    ) -> Vec<Result<Option<Vec<u8>>, Error>> {
         let now = shift(self.system.now(), self.clock_offset_ms.get());
-        let prepared: Vec<Result<http::Request<Vec<u8>>, Error>> = keys
-            .iter()
-            .map(|key| {
-                let key = ObjectKey::new(&self.config.base_path, key)?;
-                let mut request = request::build(&self.config, Operation::Get, &key, Vec::new())?;
-                sign::sign(
-                    &mut request,
-                    &self.config.credentials,
-                    &self.config.region,
-                    now,
-                )?;
+        let mut results: Vec<Option<Result<Option<Vec<u8>>, Error>>> =
+            (0..entries.len()).map(|_| None).collect();
+        let mut requests = Vec::with_capacity(entries.len());
+        let mut owners = Vec::with_capacity(entries.len());
+        for (index, (key, body)) in entries.into_iter().enumerate() {
+            let prepared = self.prepare(operation, key, body).and_then(|mut request| {
+                let credentials = &self.config.credentials;
+                sign::sign(&mut request, credentials, &self.config.region, now)?;
                 Ok(request)
-            })
-            .collect();
-        let ready: Vec<http::Request<Vec<u8>>> = prepared
-            .iter()
-            .filter_map(|r| r.as_ref().ok().cloned())
-            .collect();
-        let mut responses = self
-            .transport
-            .send_all(&ready, &self.config.limits)
-            .into_iter();
-        keys.iter()
-            .zip(prepared)
-            .map(|(key, prepared)| {
-                prepared?;
-                let first = responses
-                    .next()
-                    .unwrap_or_else(|| Err(Error::Transport("no response".into())));
-                match first.and_then(|r| response::outcome(Operation::Get, &self.config.bucket, r))
-                {
-                    Ok(value) => {
-                        self.budget.deposit_success();
-                        Ok(value)
-                    }
-                    // Retryable failures (and skew answers, which are 403s) get the full
-                    // treatment of a single get.
-                    Err(e) if retry::is_retryable(&e) || is_skew(&e) => self.get(key),
-                    Err(e) => Err(e),
+            });
+            match prepared {
+                Ok(request) => {
+                    requests.push(request);
+                    owners.push(index);
                 }
-            })
+                Err(e) => results[index] = Some(Err(e)),
+            }
+        }
+        let responses = self.transport.send_all(&requests, &self.config.limits);
+        let bucket = &self.config.bucket;
+        for ((index, mut request), response) in owners.into_iter().zip(requests).zip(responses) {
+            let outcome = response.and_then(|r| response::outcome(operation, bucket, r));
+            results[index] = Some(match outcome {
+                Ok(value) => {
+                    self.budget.deposit_success();
+                    Ok(value)
+                }
+                // Transient failures, and skew answers (403s), get the full treatment of a
+                // single operation.
+                Err(e) if retry::is_retryable(&e) || is_skew(&e) => {
+                    self.run(&mut request, |r| response::outcome(operation, bucket, r))
+                }
+                Err(e) => Err(e),
+            });
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Transport("no response".into()))))
             .collect()
+    }
+
+    /// The unsigned request for one operation, after every check that needs no network.
+    fn prepare(
+        &self,
+        operation: Operation,
+        key: &str,
+        body: Vec<u8>,
+    ) -> Result<http::Request<Vec<u8>>, Error> {
+        let limit = self.config.limits.max_body_bytes;
+        if body.len() as u64 > limit {
+            return Err(Error::ValueTooLarge(format!(
+                "the value is {} bytes; max-value-bytes is {limit}",
+                body.len()
+            )));
+        }
+        let key = ObjectKey::new(&self.config.base_path, key)?;
+        let mut request = request::build(&self.config, operation, &key, body)?;
+        if operation == Operation::Put {
+            integrity::add_content_md5(&mut request);
+        }
+        Ok(request)
     }
 
     fn execute(
@@ -145,14 +199,10 @@ impl<T: Transport, S: System> Store<T, S> {
         key: &str,
         body: Vec<u8>,
     ) -> Result<Option<Vec<u8>>, Error> {
-        let key = ObjectKey::new(&self.config.base_path, key)?;
-        let mut request = request::build(&self.config, operation, &key, body)?;
-        if operation == Operation::Put {
-            integrity::add_content_md5(&mut request);
-        }
-        let bucket = self.config.bucket.clone();
+        let mut request = self.prepare(operation, key, body)?;
+        let bucket = &self.config.bucket;
         self.run(&mut request, |response| {
-            response::outcome(operation, &bucket, response)
+            response::outcome(operation, bucket, response)
         })
     }
 

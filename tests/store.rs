@@ -442,3 +442,45 @@ fn error_messages_never_contain_the_secret() {
         assert!(!text.contains(token), "{text}");
     }
 }
+
+#[test]
+fn batch_operations_answer_every_entry_in_order() {
+    let s = server();
+    let prefix = unique_prefix("batch");
+    let mut store = open(&s.config(&prefix));
+    let keys: Vec<String> = (0..100)
+        .map(|i| format!("celery-task-meta-{i:03}"))
+        .collect();
+    let entries: Vec<(String, Vec<u8>)> = keys
+        .iter()
+        .map(|k| (k.clone(), format!("value of {k}").into_bytes()))
+        .collect();
+    assert!(store.set_many(&entries).unwrap().iter().all(Result::is_ok));
+    let mut asked: Vec<&str> = keys.iter().map(String::as_str).collect();
+    asked.insert(50, "");
+    asked.push("never-written");
+    let got = store.get_many(&asked).unwrap();
+    assert_eq!(got.len(), 102);
+    assert!(matches!(
+        &got[50],
+        Err(Error::Store(StoreError::InvalidKey(_)))
+    ));
+    assert_eq!(got[101].as_ref().unwrap(), &None);
+    for (i, key) in keys.iter().enumerate() {
+        let index = if i < 50 { i } else { i + 1 };
+        assert_eq!(
+            got[index].as_ref().unwrap().as_deref(),
+            Some(format!("value of {key}").as_bytes())
+        );
+    }
+    assert_eq!(s.list_keys(&prefix).len(), 100);
+    assert!(store.delete_many(&keys).unwrap().iter().all(Result::is_ok));
+    assert!(
+        store
+            .get_many(&keys)
+            .unwrap()
+            .iter()
+            .all(|r| matches!(r, Ok(None)))
+    );
+    assert!(s.list_keys(&prefix).is_empty());
+}

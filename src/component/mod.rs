@@ -64,6 +64,26 @@ impl GuestResultStore for ResultStoreResource {
     fn delete(&self, key: String) -> Result<(), wit::Error> {
         self.store.delete(&key).map_err(wit_error)
     }
+
+    fn get_many(&self, keys: Vec<String>) -> Vec<Result<Option<Vec<u8>>, wit::Error>> {
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let results = self.store.get_many(&keys);
+        results.into_iter().map(|r| r.map_err(wit_error)).collect()
+    }
+
+    fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Vec<Result<(), wit::Error>> {
+        let (keys, values): (Vec<String>, Vec<Vec<u8>>) = entries.into_iter().unzip();
+        let results = self
+            .store
+            .set_many(keys.iter().map(String::as_str).zip(values).collect());
+        results.into_iter().map(|r| r.map_err(wit_error)).collect()
+    }
+
+    fn delete_many(&self, keys: Vec<String>) -> Vec<Result<(), wit::Error>> {
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let results = self.store.delete_many(&keys);
+        results.into_iter().map(|r| r.map_err(wit_error)).collect()
+    }
 }
 
 /// Time, sleep and jitter from `wasi:clocks` and `wasi:random`.

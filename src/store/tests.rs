@@ -14,6 +14,8 @@ use crate::config::ConfigInput;
 struct Script {
     answers: RefCell<VecDeque<Result<Response, Error>>>,
     sent: RefCell<Vec<http::Request<Vec<u8>>>>,
+    /// Sizes of the batches handed to `send_all`.
+    rounds: RefCell<Vec<usize>>,
 }
 
 impl Transport for &Script {
@@ -27,6 +29,15 @@ impl Transport for &Script {
             .borrow_mut()
             .pop_front()
             .unwrap_or_else(|| Ok(status(200, "")))
+    }
+
+    fn send_all(
+        &self,
+        requests: &[http::Request<Vec<u8>>],
+        limits: &TransportLimits,
+    ) -> Vec<Result<Response, Error>> {
+        self.rounds.borrow_mut().push(requests.len());
+        requests.iter().map(|r| self.send(r, limits)).collect()
     }
 }
 
@@ -81,7 +92,7 @@ fn config(adjust: impl FnOnce(&mut ConfigInput)) -> Config {
 fn script(answers: Vec<Result<Response, Error>>) -> Script {
     Script {
         answers: RefCell::new(answers.into()),
-        sent: RefCell::default(),
+        ..Script::default()
     }
 }
 
@@ -355,5 +366,47 @@ fn get_many_answers_each_key_in_order_retrying_only_the_failed() {
             "/results/d",
             "/results/c"
         ]
+    );
+}
+
+#[test]
+fn batches_go_out_in_bounded_rounds_and_check_each_entry() {
+    let s = Script::default();
+    let sys = FakeSystem::default();
+    let store = Store::new(config(|c| c.max_value_bytes = Some(3)), &s, &sys);
+    let keys: Vec<String> = (0..70).map(|i| format!("k{i}")).collect();
+    let entries: Vec<(&str, Vec<u8>)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            (
+                k.as_str(),
+                if i == 5 {
+                    b"toolong".to_vec()
+                } else {
+                    b"v".to_vec()
+                },
+            )
+        })
+        .collect();
+    let results = store.set_many(entries);
+    assert_eq!(results.len(), 70);
+    assert!(matches!(results[5], Err(Error::ValueTooLarge(_))));
+    assert!(results.iter().enumerate().all(|(i, r)| i == 5 || r.is_ok()));
+    assert_eq!(
+        *s.rounds.borrow(),
+        [MAX_IN_FLIGHT - 1, MAX_IN_FLIGHT, 70 - 2 * MAX_IN_FLIGHT]
+    );
+    assert!(
+        s.sent
+            .borrow()
+            .iter()
+            .all(|r| r.headers().contains_key("content-md5"))
+    );
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    assert!(store.delete_many(&refs).iter().all(Result::is_ok));
+    assert_eq!(
+        s.sent.borrow().last().unwrap().method(),
+        http::Method::DELETE
     );
 }

@@ -61,6 +61,64 @@ impl ResultStore {
     }
 }
 
+impl ResultStore {
+    /// `get` of many keys, the component keeping up to 32 requests in flight at once. The
+    /// outer error is a runtime failure; each key has its own result.
+    pub fn get_many<K: AsRef<[u8]>>(
+        &mut self,
+        keys: &[K],
+    ) -> Result<Vec<Result<Option<Vec<u8>>, Error>>, Error> {
+        let keys = utf8_keys(keys)?;
+        let guest = self.bindings.result_store_s3_store().result_store();
+        let results = guest.call_get_many(&mut self.store, self.resource, &keys)?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.map_err(store_error))
+            .collect())
+    }
+
+    /// `set` of many entries at once.
+    pub fn set_many<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &mut self,
+        entries: &[(K, V)],
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        let entries = entries
+            .iter()
+            .map(|(k, v)| Ok((utf8_key(k.as_ref())?.to_owned(), v.as_ref().to_vec())))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let guest = self.bindings.result_store_s3_store().result_store();
+        let results = guest.call_set_many(&mut self.store, self.resource, &entries)?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.map_err(store_error))
+            .collect())
+    }
+
+    /// `delete` of many keys at once.
+    pub fn delete_many<K: AsRef<[u8]>>(
+        &mut self,
+        keys: &[K],
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        let keys = utf8_keys(keys)?;
+        let guest = self.bindings.result_store_s3_store().result_store();
+        let results = guest.call_delete_many(&mut self.store, self.resource, &keys)?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.map_err(store_error))
+            .collect())
+    }
+}
+
+fn store_error(e: bindings::wit::Error) -> Error {
+    Error::Store(bindings::core_error(e))
+}
+
+fn utf8_keys<K: AsRef<[u8]>>(keys: &[K]) -> Result<Vec<String>, Error> {
+    keys.iter()
+        .map(|k| utf8_key(k.as_ref()).map(str::to_owned))
+        .collect()
+}
+
 impl Drop for ResultStore {
     fn drop(&mut self) {
         // The instance goes away with the store; dropping the resource first lets the guest
