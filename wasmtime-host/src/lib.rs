@@ -33,7 +33,7 @@ pub use runtime::{Runtime, default_component_path};
 pub use s3_result_store::celery::{self, Extended, State, TaskMeta};
 pub use s3_result_store::{AddressingStyle, ConfigInput, S3ErrorInfo};
 pub use sender::PooledSender;
-pub use store::ResultStore;
+pub use store::{ResultStore, ValueResult};
 pub use tasks::TaskStore;
 
 /// The store's own error enum (the WIT `error` variant), shared with the component's core.

@@ -64,10 +64,7 @@ impl ResultStore {
 impl ResultStore {
     /// `get` of many keys, the component keeping up to 32 requests in flight at once. The
     /// outer error is a runtime failure; each key has its own result.
-    pub fn get_many<K: AsRef<[u8]>>(
-        &mut self,
-        keys: &[K],
-    ) -> Result<Vec<Result<Option<Vec<u8>>, Error>>, Error> {
+    pub fn get_many<K: AsRef<[u8]>>(&mut self, keys: &[K]) -> Result<Vec<ValueResult>, Error> {
         let keys = utf8_keys(keys)?;
         let guest = self.bindings.result_store_s3_store().result_store();
         let results = guest.call_get_many(&mut self.store, self.resource, &keys)?;
@@ -108,6 +105,9 @@ impl ResultStore {
             .collect())
     }
 }
+
+/// One key's answer in a batch read: its value, none, or its own error.
+pub type ValueResult = Result<Option<Vec<u8>>, Error>;
 
 fn store_error(e: bindings::wit::Error) -> Error {
     Error::Store(bindings::core_error(e))
