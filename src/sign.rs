@@ -8,6 +8,7 @@ use aws_sigv4::http_request::{
     SignatureLocation, SigningSettings, UriPathNormalizationMode, sign as sigv4_sign,
 };
 use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
 use http::{HeaderName, HeaderValue, Request};
 
 use crate::config::Credentials;
@@ -34,14 +35,19 @@ pub fn sign(
     region: &str,
     time: SystemTime,
 ) -> Result<(), Error> {
-    let identity = AwsCredentials::new(
-        credentials.access_key_id.clone(),
-        credentials.secret_access_key.clone(),
-        credentials.session_token.clone(),
+    // `Identity::new` rather than `Credentials`' `Into<Identity>`: the conversion also files
+    // the credentials' feature and account-id properties in a config bag, which signing never
+    // reads, and which cost the component its type-erased map code.
+    let identity = Identity::new(
+        AwsCredentials::new(
+            credentials.access_key_id.clone(),
+            credentials.secret_access_key.clone(),
+            credentials.session_token.clone(),
+            None,
+            "s3-result-store",
+        ),
         None,
-        "s3-result-store",
-    )
-    .into();
+    );
     let settings = s3_settings();
     let params = v4::SigningParams::builder()
         .identity(&identity)

@@ -15,7 +15,8 @@ use s3_result_store_host::{
     AddressingStyle, ConfigInput, Error, Runtime, StoreError, default_component_path,
 };
 use s3_result_store_tests::fault_proxy::{Fault, FaultProxy};
-use s3_result_store_tests::{report, server, unique_prefix};
+// The host's sender is under test, not the S3 server: always the embedded one.
+use s3_result_store_tests::{embedded_server as server, report, unique_prefix};
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 

@@ -191,20 +191,26 @@ fn cleanup_deletes_old_results_under_the_prefix_only_and_pages_through_many() {
     outside
         .set("app_celery-task-meta-outside", b"keep")
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    // Old results are at least 3 s older than the fresh one. Servers keep LastModified to the
+    // second, so a cutoff between the two, 1.5 s older than the fresh one, tells them apart
+    // however slow the server is.
+    std::thread::sleep(std::time::Duration::from_millis(3_100));
     let mut tasks = runtime()
         .open_tasks(&s.config(&prefix), Some("app"))
         .unwrap();
     let fresh = meta("fresh", State::Success, json!(1));
+    let fresh_written = std::time::Instant::now();
     tasks.store_result(&fresh).unwrap();
+    // Whole seconds, rounded up, as cleanup takes them.
+    let between = move || {
+        let cutoff = fresh_written.elapsed() + std::time::Duration::from_millis(1_500);
+        std::time::Duration::from_secs(cutoff.as_secs() + 1)
+    };
     assert_eq!(
         tasks.cleanup(std::time::Duration::from_secs(3600)).unwrap(),
         0
     );
-    assert_eq!(
-        tasks.cleanup(std::time::Duration::from_secs(1)).unwrap(),
-        1011
-    );
+    assert_eq!(tasks.cleanup(between()).unwrap(), 1011);
     let left = s.list_keys(&prefix);
     assert_eq!(
         left,
@@ -219,7 +225,8 @@ fn cleanup_deletes_old_results_under_the_prefix_only_and_pages_through_many() {
     let mut other = runtime()
         .open_tasks(&s.config(&prefix), Some("app"))
         .unwrap();
-    let handle = std::thread::spawn(move || other.cleanup(std::time::Duration::from_secs(1)));
-    assert_eq!(tasks.cleanup(std::time::Duration::from_secs(1)).unwrap(), 0);
+    let age = between();
+    let handle = std::thread::spawn(move || other.cleanup(age));
+    assert_eq!(tasks.cleanup(age).unwrap(), 0);
     assert_eq!(handle.join().unwrap().unwrap(), 0);
 }

@@ -42,23 +42,30 @@ pub struct TestServer {
 impl TestServer {
     fn from_env() -> TestServer {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        if let Some(endpoint) = var("S3RS_TEST_ENDPOINT") {
-            let need = |name: &str| {
-                var(name)
-                    .unwrap_or_else(|| panic!("S3RS_TEST_ENDPOINT is set, so {name} must be too"))
-            };
-            return TestServer {
-                name: var("S3RS_TEST_SERVER").unwrap_or_else(|| "external".into()),
-                endpoint,
-                region: var("S3RS_TEST_REGION").unwrap_or_else(|| "us-east-1".into()),
-                access_key_id: need("S3RS_TEST_ACCESS_KEY_ID"),
-                secret_access_key: need("S3RS_TEST_SECRET_ACCESS_KEY"),
-                bucket: need("S3RS_TEST_BUCKET"),
-                verifies_signatures: var("S3RS_TEST_VERIFIES_SIGNATURES").as_deref() != Some("0"),
-                keys_are_paths: false,
-                _local: None,
-            };
+        match var("S3RS_TEST_ENDPOINT") {
+            Some(endpoint) => TestServer::external(endpoint, var),
+            None => TestServer::embedded(),
         }
+    }
+
+    fn external(endpoint: String, var: impl Fn(&str) -> Option<String>) -> TestServer {
+        let need = |name: &str| {
+            var(name).unwrap_or_else(|| panic!("S3RS_TEST_ENDPOINT is set, so {name} must be too"))
+        };
+        TestServer {
+            name: var("S3RS_TEST_SERVER").unwrap_or_else(|| "external".into()),
+            endpoint,
+            region: var("S3RS_TEST_REGION").unwrap_or_else(|| "us-east-1".into()),
+            access_key_id: need("S3RS_TEST_ACCESS_KEY_ID"),
+            secret_access_key: need("S3RS_TEST_SECRET_ACCESS_KEY"),
+            bucket: need("S3RS_TEST_BUCKET"),
+            verifies_signatures: var("S3RS_TEST_VERIFIES_SIGNATURES").as_deref() != Some("0"),
+            keys_are_paths: false,
+            _local: None,
+        }
+    }
+
+    fn embedded() -> TestServer {
         let local = LocalS3::start(LocalS3Options {
             data_dir: Some(embedded_data_dir()),
             ..LocalS3Options::default()
@@ -195,6 +202,13 @@ pub fn server() -> &'static TestServer {
         );
         s
     })
+}
+
+/// The embedded server, whatever `S3RS_TEST_*` say: for tests of the host itself (its HTTP
+/// sender), which need a server that behaves the same in every run.
+pub fn embedded_server() -> &'static TestServer {
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(TestServer::embedded)
 }
 
 /// The component, compiled once for this test binary.

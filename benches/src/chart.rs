@@ -1,0 +1,138 @@
+//! `chart.svg`: grouped bars at 1 KiB, median latency above and client CPU per operation
+//! below, one bar per contender in each operation's group.
+
+use std::path::Path;
+
+use anyhow::{Result, anyhow};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::measure::{Op, Summary};
+use crate::report::Report;
+
+const OPS: [Op; 3] = [Op::Get, Op::Set, Op::Delete];
+/// Colour-blind-safe (Okabe–Ito).
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(0, 114, 178),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 158, 115),
+    RGBColor(230, 159, 0),
+    RGBColor(213, 94, 0),
+    RGBColor(204, 121, 167),
+];
+
+pub fn draw(report: &Report, path: &Path) -> Result<()> {
+    let root = SVGBackend::new(path, (1100, 960)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let (top, bottom) = root.split_vertically(480);
+    panel(
+        report,
+        &top,
+        "Median latency per operation, 1 KiB values (lower is better)",
+        "median latency (µs)",
+        |s| s.median_ns,
+    )?;
+    panel(
+        report,
+        &bottom,
+        "Client CPU time per operation, 1 KiB values (lower is better)",
+        "CPU per operation (µs)",
+        |s| s.cpu_ns_per_op,
+    )?;
+    root.present().map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
+fn panel(
+    report: &Report,
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    title: &str,
+    y_desc: &str,
+    figure: fn(&Summary) -> f64,
+) -> Result<()> {
+    let err = |e: DrawingAreaErrorKind<_>| anyhow!("{e}");
+    // µs, [contender][op]; missing figures are left out.
+    let values: Vec<(&str, Vec<Option<f64>>)> = report
+        .contenders
+        .iter()
+        .map(|(id, label)| {
+            let row = OPS
+                .iter()
+                .map(|&op| report.summary(id, op, 1024).map(|s| figure(s) / 1e3))
+                .collect();
+            (label.as_str(), row)
+        })
+        .collect();
+    let max = values
+        .iter()
+        .flat_map(|(_, row)| row.iter().flatten())
+        .fold(0.0_f64, |a, &b| a.max(b));
+    let top = if max > 0.0 { max * 1.2 } else { 1.0 };
+
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0.0_f64..OPS.len() as f64, 0.0_f64..top)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(OPS.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x.fract() - 0.5).abs() < 1e-6 && i < OPS.len() {
+                OPS[i].name().to_owned()
+            } else {
+                String::new()
+            }
+        })
+        .x_label_style(("sans-serif", 18))
+        .y_desc(y_desc)
+        .y_label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 16))
+        .draw()
+        .map_err(err)?;
+
+    let n = values.len().max(1) as f64;
+    let width = 0.84 / n;
+    let value_style = TextStyle::from(("sans-serif", 12)).pos(Pos::new(HPos::Center, VPos::Bottom));
+    for (j, (label, row)) in values.iter().enumerate() {
+        let colour = COLOURS[j % COLOURS.len()];
+        let bars = row.iter().enumerate().filter_map(|(i, v)| {
+            let v = (*v)?;
+            let x0 = i as f64 + 0.08 + j as f64 * width;
+            Some(Rectangle::new(
+                [(x0 + width * 0.06, 0.0), (x0 + width * 0.94, v)],
+                colour.filled(),
+            ))
+        });
+        chart
+            .draw_series(bars)
+            .map_err(err)?
+            .label(*label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled()));
+        let labels = row.iter().enumerate().filter_map(|(i, v)| {
+            let v = (*v)?;
+            let x = i as f64 + 0.08 + (j as f64 + 0.5) * width;
+            let text = if v >= 100.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.1}")
+            };
+            Some(EmptyElement::at((x, v)) + Text::new(text, (0, -3), value_style.clone()))
+        });
+        chart.draw_series(labels).map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}

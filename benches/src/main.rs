@@ -1,0 +1,428 @@
+//! `bench`: the component under wasmtime against a native floor, a native SDK and Celery's own
+//! S3 backend, all on one S3 server, in one run.
+//!
+//! Contenders take turns in rounds (each round, every contender runs a slice of the
+//! iterations of every operation, the order rotating), so machine noise spreads over all of
+//! them instead of landing on whichever ran last. Figures: median and p99 latency, operations
+//! per second (one client, one operation after another) and the client's CPU time per
+//! operation (user + system of the client process; the S3 server must run in another
+//! process). Writes a markdown table to stdout, and `results.csv`, `results.json` and
+//! `chart.svg` to the output directory. Nothing is asserted: it is a measuring tool.
+//!
+//! `scripts/bench` starts Garage, builds everything and runs this; see the README.
+
+mod celery;
+mod chart;
+mod clients;
+mod measure;
+mod report;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, ensure};
+use bytes::Bytes;
+use clap::Parser;
+use s3_result_store::{AddressingStyle, ConfigInput};
+use s3_result_store_host::{Runtime, default_component_path};
+
+use crate::clients::{Client, Component, Contender, Floor, InProcess, Sdk};
+use crate::measure::{Op, process_cpu_ns};
+use crate::report::{Batch, Measured, Report};
+
+/// Benchmarks the s3-result-store component against a native floor, object_store and
+/// Celery's S3Backend on one S3 server. The server must run in another process.
+#[derive(Parser)]
+#[command(name = "bench")]
+struct Args {
+    /// S3 endpoint, e.g. http://127.0.0.1:3900.
+    #[arg(long, env = "S3RS_TEST_ENDPOINT")]
+    endpoint: String,
+    #[arg(long, env = "S3RS_TEST_REGION", default_value = "us-east-1")]
+    region: String,
+    #[arg(long, env = "S3RS_TEST_ACCESS_KEY_ID")]
+    access_key_id: String,
+    #[arg(long, env = "S3RS_TEST_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_access_key: String,
+    /// An existing bucket; objects are written under --prefix and removed at the end.
+    #[arg(long, env = "S3RS_TEST_BUCKET")]
+    bucket: String,
+    /// What the server is, for the report (e.g. "Garage 2.5.0").
+    #[arg(long, env = "S3RS_BENCH_SERVER", default_value = "unnamed S3 server")]
+    server: String,
+    /// Key prefix of everything the benchmark writes.
+    #[arg(long, default_value = "s3rs-bench/")]
+    prefix: String,
+    /// Measured operations per contender and operation, 1 KiB values.
+    #[arg(long, default_value_t = 1000)]
+    iterations: usize,
+    /// Measured operations per contender and operation, 64 KiB values (0: skip the size).
+    #[arg(long, default_value_t = 300)]
+    iterations_64k: usize,
+    /// Measured operations per contender and operation, 8 MiB values (0: skip the size).
+    #[arg(long, default_value_t = 30)]
+    iterations_8m: usize,
+    /// Unmeasured operations per contender and operation before measuring (1 KiB, 64 KiB).
+    #[arg(long, default_value_t = 50)]
+    warmup: usize,
+    /// Unmeasured operations per contender and operation before measuring (8 MiB).
+    #[arg(long, default_value_t = 3)]
+    warmup_8m: usize,
+    /// Rounds the iterations are spread over; contenders take turns within each round.
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
+    /// Keys read by one `get_many`, against as many sequential `get`s.
+    #[arg(long, default_value_t = 100)]
+    batch_keys: usize,
+    /// Measured repetitions of the batch comparison (each: one `get_many`, one sequence).
+    #[arg(long, default_value_t = 20)]
+    batch_repeats: usize,
+    /// Python with celery and boto3 (made by `scripts/setup --test`).
+    #[arg(long, env = "S3RS_PYTHON", default_value_os_t = default_python())]
+    python: PathBuf,
+    /// Leave Celery's S3Backend out.
+    #[arg(long)]
+    no_celery: bool,
+    /// Where results.csv, results.json and chart.svg go.
+    #[arg(long, default_value_os_t = default_out_dir())]
+    out: PathBuf,
+}
+
+fn workspace_dir() -> PathBuf {
+    let bench_crate = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    bench_crate.parent().unwrap_or(bench_crate).to_path_buf()
+}
+
+fn default_python() -> PathBuf {
+    workspace_dir().join(".venv/bin/python")
+}
+
+fn default_out_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_dir().join("target"))
+        .join("bench")
+}
+
+/// One value size and what is measured at it.
+struct Size {
+    bytes: usize,
+    label: &'static str,
+    key_label: &'static str,
+    iterations: usize,
+    warmup: usize,
+    ops: &'static [Op],
+}
+
+/// A contender with its names: `id` for files, `label` for people.
+pub struct Entry {
+    pub id: &'static str,
+    pub label: String,
+    contender: Box<dyn Contender>,
+}
+
+/// The same bytes for every contender (Celery's `get` decodes UTF-8, so ASCII).
+pub fn value(size: usize) -> Bytes {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    ALPHABET.iter().copied().cycle().take(size).collect()
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    ensure!(args.rounds > 0, "--rounds must be at least 1");
+    let started = Instant::now();
+    let mut report = Report::new(&args.server, &args.endpoint);
+    let input = ConfigInput {
+        endpoint_url: Some(args.endpoint.clone()),
+        region: Some(args.region.clone()),
+        access_key_id: Some(args.access_key_id.clone()),
+        secret_access_key: Some(args.secret_access_key.clone()),
+        bucket_name: Some(args.bucket.clone()),
+        addressing_style: AddressingStyle::Path,
+        ..ConfigInput::default()
+    };
+
+    // Untimed work (preparing and restoring objects, cleaning up) goes through a floor client
+    // of its own, so that no measured client's connection pool is touched by it.
+    let mut setup = Floor::new(&input)?;
+
+    let component_path = default_component_path();
+    eprintln!("bench: loading the component {}", component_path.display());
+    let pooled = Runtime::load(&component_path)?;
+    let unpooled = Runtime::load(&component_path)?.with_connection_pool(false);
+
+    let mut entries = vec![
+        Entry {
+            id: "component",
+            label: "component (pool)".into(),
+            contender: Box::new(InProcess(Component::open(&pooled, &input)?)),
+        },
+        Entry {
+            id: "component-nopool",
+            label: "component (no pool)".into(),
+            contender: Box::new(InProcess(Component::open(&unpooled, &input)?)),
+        },
+        Entry {
+            id: "floor",
+            label: "floor (hyper + sigv4)".into(),
+            contender: Box::new(InProcess(Floor::new(&input)?)),
+        },
+        Entry {
+            id: "object_store",
+            label: "object_store 0.13".into(),
+            contender: Box::new(InProcess(Sdk::new(&input)?)),
+        },
+    ];
+    if !args.no_celery {
+        let script = workspace_dir().join("benches/celery_backend.py");
+        let celery = celery::Celery::start(&args.python, &script, &input)?;
+        report.celery_info = Some(celery.info.clone());
+        entries.push(Entry {
+            id: "celery",
+            label: format!(
+                "Celery {} S3Backend",
+                celery.info["celery"].as_str().unwrap_or("?")
+            ),
+            contender: Box::new(celery),
+        });
+    }
+
+    // Every contender must round-trip a value before anything is timed.
+    let probe = format!("{}probe", args.prefix);
+    for entry in &mut entries {
+        let value = value(1024);
+        for op in [Op::Set, Op::Get, Op::Delete] {
+            entry
+                .contender
+                .run(op, std::slice::from_ref(&probe), &value)
+                .with_context(|| format!("{}: {} of a probe object", entry.label, op.name()))?;
+        }
+    }
+
+    let sizes = [
+        Size {
+            bytes: 1024,
+            label: "1 KiB",
+            key_label: "1k",
+            iterations: args.iterations,
+            warmup: args.warmup,
+            ops: &[Op::Set, Op::Get, Op::Delete],
+        },
+        Size {
+            bytes: 64 << 10,
+            label: "64 KiB",
+            key_label: "64k",
+            iterations: args.iterations_64k,
+            warmup: args.warmup,
+            ops: &[Op::Set, Op::Get],
+        },
+        Size {
+            bytes: 8 << 20,
+            label: "8 MiB",
+            key_label: "8m",
+            iterations: args.iterations_8m,
+            warmup: args.warmup_8m,
+            ops: &[Op::Set, Op::Get],
+        },
+    ];
+    for size in sizes.iter().filter(|s| s.iterations > 0) {
+        let measured = measure_size(&args, size, &mut setup, &mut entries)?;
+        report.results.extend(measured);
+    }
+
+    report.batch = Some(measure_batch(&args, &pooled, &input, &mut setup)?);
+    report.contenders = entries.iter().map(|e| (e.id, e.label.clone())).collect();
+    report.parameters = serde_json::json!({
+        "iterations_1k": args.iterations,
+        "iterations_64k": args.iterations_64k,
+        "iterations_8m": args.iterations_8m,
+        "warmup": args.warmup,
+        "warmup_8m": args.warmup_8m,
+        "rounds": args.rounds,
+        "batch_keys": args.batch_keys,
+        "batch_repeats": args.batch_repeats,
+        "bucket": args.bucket,
+        "prefix": args.prefix,
+    });
+    drop(entries);
+    report.finish(started.elapsed());
+
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    print!("{}", report.markdown());
+    let csv = args.out.join("results.csv");
+    let json = args.out.join("results.json");
+    let svg = args.out.join("chart.svg");
+    std::fs::write(&csv, report.csv())?;
+    std::fs::write(&json, serde_json::to_string_pretty(&report.json())?)?;
+    chart::draw(&report, &svg)?;
+    println!(
+        "\nwrote {}, {} and {}",
+        csv.display(),
+        json.display(),
+        svg.display()
+    );
+    Ok(())
+}
+
+/// Prepares the objects of one size, warms every contender up, then measures in rounds.
+fn measure_size(
+    args: &Args,
+    size: &Size,
+    setup: &mut Floor,
+    entries: &mut [Entry],
+) -> Result<Vec<Measured>> {
+    let value = value(size.bytes);
+    let keys: Vec<String> = (0..size.iterations)
+        .map(|i| format!("{}{}/{i:06}", args.prefix, size.key_label))
+        .collect();
+    let warm: Vec<String> = (0..size.warmup)
+        .map(|i| format!("{}{}/warm-{i:04}", args.prefix, size.key_label))
+        .collect();
+    eprintln!(
+        "bench: {}: preparing {} objects",
+        size.label,
+        keys.len() + warm.len()
+    );
+    // Every set overwrites an existing object and every get finds one.
+    for key in keys.iter().chain(&warm) {
+        setup.set(key, &value)?;
+    }
+
+    eprintln!("bench: {}: warming up", size.label);
+    for entry in entries.iter_mut() {
+        for &op in size.ops {
+            if op == Op::Delete {
+                restore(setup, &warm, &value)?;
+            }
+            entry.contender.run(op, &warm, &value)?;
+        }
+    }
+
+    let mut results: Vec<Measured> = entries
+        .iter()
+        .flat_map(|e| {
+            size.ops
+                .iter()
+                .map(move |&op| Measured::new(e.id, &e.label, op, size.bytes))
+        })
+        .collect();
+    let chunk = size.iterations.div_ceil(args.rounds);
+    let n = entries.len();
+    for (round, slice) in keys.chunks(chunk).enumerate() {
+        let t0 = Instant::now();
+        for &op in size.ops {
+            for turn in 0..n {
+                let index = (turn + round) % n;
+                if op == Op::Delete {
+                    // Each contender deletes objects that exist.
+                    restore(setup, slice, &value)?;
+                }
+                let entry = &mut entries[index];
+                let measured = entry
+                    .contender
+                    .run(op, slice, &value)
+                    .with_context(|| format!("{}: {} {}", entry.label, op.name(), size.label))?;
+                let slot = results
+                    .iter_mut()
+                    .find(|m| m.id == entry.id && m.op == op)
+                    .context("no result slot")?;
+                slot.add(measured);
+            }
+        }
+        eprintln!(
+            "bench: {}: round {}/{} done in {:.1} s",
+            size.label,
+            round + 1,
+            keys.len().div_ceil(chunk),
+            t0.elapsed().as_secs_f64()
+        );
+    }
+
+    // Objects left behind (sizes without a delete round, warm-up keys).
+    for key in keys.iter().chain(&warm) {
+        setup.delete(key)?;
+    }
+    Ok(results)
+}
+
+fn restore(setup: &mut Floor, keys: &[String], value: &Bytes) -> Result<()> {
+    for key in keys {
+        setup.set(key, value)?;
+    }
+    Ok(())
+}
+
+/// `get_many` of `batch_keys` keys against as many sequential `get`s, through the component
+/// with the connection pool, alternating which goes first.
+fn measure_batch(
+    args: &Args,
+    runtime: &Runtime,
+    input: &ConfigInput,
+    setup: &mut Floor,
+) -> Result<Batch> {
+    let value = value(1024);
+    let keys: Vec<String> = (0..args.batch_keys)
+        .map(|i| format!("{}batch/{i:04}", args.prefix))
+        .collect();
+    eprintln!("bench: batch: preparing {} objects", keys.len());
+    restore(setup, &keys, &value)?;
+    let mut store = runtime.open(input)?;
+
+    let many = |store: &mut s3_result_store_host::ResultStore| -> Result<(u64, u64)> {
+        let cpu0 = process_cpu_ns();
+        let t0 = Instant::now();
+        let results = store.get_many(&keys)?;
+        let wall = t0.elapsed().as_nanos() as u64;
+        let cpu = process_cpu_ns().saturating_sub(cpu0);
+        ensure!(
+            results.len() == keys.len(),
+            "get_many: {} results",
+            results.len()
+        );
+        for (key, result) in keys.iter().zip(results) {
+            let got = result?.with_context(|| format!("get_many: {key} missing"))?;
+            ensure!(
+                got.len() == value.len(),
+                "get_many {key}: {} bytes",
+                got.len()
+            );
+        }
+        Ok((wall, cpu))
+    };
+    let sequential = |store: &mut s3_result_store_host::ResultStore| -> Result<(u64, u64)> {
+        let cpu0 = process_cpu_ns();
+        let t0 = Instant::now();
+        for key in &keys {
+            let got = store
+                .get(key)?
+                .with_context(|| format!("get {key} missing"))?;
+            ensure!(got.len() == value.len(), "get {key}: {} bytes", got.len());
+        }
+        Ok((
+            t0.elapsed().as_nanos() as u64,
+            process_cpu_ns().saturating_sub(cpu0),
+        ))
+    };
+
+    eprintln!("bench: batch: warming up");
+    for _ in 0..2 {
+        many(&mut store)?;
+        sequential(&mut store)?;
+    }
+    let mut batch = Batch::new(args.batch_keys);
+    for repeat in 0..args.batch_repeats {
+        if repeat % 2 == 0 {
+            batch.many.push(many(&mut store)?);
+            batch.sequential.push(sequential(&mut store)?);
+        } else {
+            batch.sequential.push(sequential(&mut store)?);
+            batch.many.push(many(&mut store)?);
+        }
+    }
+    eprintln!("bench: batch: done");
+    for key in &keys {
+        setup.delete(key)?;
+    }
+    Ok(batch)
+}

@@ -1,0 +1,547 @@
+//! Collected measurements and the machine they ran on, as a markdown table, CSV and JSON.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::measure::{Chunk, Op, Summary, fmt_ns};
+
+/// Everything measured for one contender × operation × size, over all rounds.
+pub struct Measured {
+    pub id: &'static str,
+    pub label: String,
+    pub op: Op,
+    pub size: usize,
+    latencies_ns: Vec<u64>,
+    cpu_ns: u64,
+    pub summary: Option<Summary>,
+}
+
+impl Measured {
+    pub fn new(id: &'static str, label: &str, op: Op, size: usize) -> Measured {
+        Measured {
+            id,
+            label: label.to_owned(),
+            op,
+            size,
+            latencies_ns: Vec::new(),
+            cpu_ns: 0,
+            summary: None,
+        }
+    }
+
+    pub fn add(&mut self, chunk: Chunk) {
+        self.latencies_ns.extend(chunk.latencies_ns);
+        self.cpu_ns += chunk.cpu_ns;
+    }
+}
+
+/// `get_many` of N keys against N sequential `get`s: (wall ns, CPU ns) of each repetition.
+pub struct Batch {
+    pub keys: usize,
+    pub many: Vec<(u64, u64)>,
+    pub sequential: Vec<(u64, u64)>,
+}
+
+impl Batch {
+    pub fn new(keys: usize) -> Batch {
+        Batch {
+            keys,
+            many: Vec::new(),
+            sequential: Vec::new(),
+        }
+    }
+
+    fn wall(runs: &[(u64, u64)]) -> Summary {
+        let cpu = runs.iter().map(|r| r.1).sum();
+        Summary::of(&runs.iter().map(|r| r.0).collect::<Vec<_>>(), cpu)
+    }
+
+    pub fn speedup(&self) -> f64 {
+        Batch::wall(&self.sequential).median_ns / Batch::wall(&self.many).median_ns
+    }
+}
+
+/// The machine, as far as the run can tell.
+struct Machine {
+    cpu_model: String,
+    logical_cpus: usize,
+    memory: String,
+    kernel: String,
+    date_utc: String,
+    load_start: String,
+    load_end: String,
+}
+
+impl Machine {
+    fn probe() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_else(|| "unknown".into());
+        let memory = std::fs::read_to_string("/proc/meminfo")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse::<f64>().ok())
+            .map(|kb| format!("{:.0} GiB", kb / (1024.0 * 1024.0)))
+            .unwrap_or_else(|| "unknown".into());
+        Machine {
+            cpu_model,
+            logical_cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            memory,
+            kernel: read_trimmed("/proc/sys/kernel/osrelease"),
+            date_utc: utc_now(),
+            load_start: load_average(),
+            load_end: String::new(),
+        }
+    }
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    read_trimmed("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `2026-05-04 17:03 UTC`.
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+pub struct Report {
+    machine: Machine,
+    server: String,
+    endpoint: String,
+    pub celery_info: Option<Value>,
+    pub contenders: Vec<(&'static str, String)>,
+    pub results: Vec<Measured>,
+    pub batch: Option<Batch>,
+    pub parameters: Value,
+    duration: Duration,
+}
+
+/// The issue's targets, for the component with its connection pool at 1 KiB.
+const CPU_VS_FLOOR: f64 = 1.5;
+const CPU_VS_SDK: f64 = 0.5;
+const LATENCY_VS_FLOOR: f64 = 1.2;
+const BATCH_SPEEDUP: f64 = 8.0;
+
+/// One target: its wording, what was measured, met or not.
+struct Target {
+    name: String,
+    measured: String,
+    met: bool,
+}
+
+impl Report {
+    pub fn new(server: &str, endpoint: &str) -> Report {
+        Report {
+            machine: Machine::probe(),
+            server: server.to_owned(),
+            endpoint: endpoint.to_owned(),
+            celery_info: None,
+            contenders: Vec::new(),
+            results: Vec::new(),
+            batch: None,
+            parameters: Value::Null,
+            duration: Duration::ZERO,
+        }
+    }
+
+    pub fn finish(&mut self, duration: Duration) {
+        self.duration = duration;
+        self.machine.load_end = load_average();
+        for m in &mut self.results {
+            m.summary = Some(Summary::of(&m.latencies_ns, m.cpu_ns));
+        }
+    }
+
+    pub fn summary(&self, id: &str, op: Op, size: usize) -> Option<&Summary> {
+        self.results
+            .iter()
+            .find(|m| m.id == id && m.op == op && m.size == size)
+            .and_then(|m| m.summary.as_ref())
+    }
+
+    /// (median latency, CPU per op) of `id` over those of `base`.
+    fn ratios(&self, id: &str, base: &str, op: Op, size: usize) -> Option<(f64, f64)> {
+        let s = self.summary(id, op, size)?;
+        let b = self.summary(base, op, size)?;
+        Some((s.median_ns / b.median_ns, s.cpu_ns_per_op / b.cpu_ns_per_op))
+    }
+
+    pub fn sizes(&self) -> Vec<usize> {
+        let mut sizes: Vec<usize> = self.results.iter().map(|m| m.size).collect();
+        sizes.dedup();
+        sizes
+    }
+
+    fn targets(&self) -> Vec<Target> {
+        let ops = [Op::Get, Op::Set, Op::Delete];
+        let mut targets = Vec::new();
+        let mut ratio_target =
+            |name: String, base: &str, limit: f64, pick: fn((f64, f64)) -> f64| {
+                let ratios: Vec<(Op, f64)> = ops
+                    .iter()
+                    .filter_map(|&op| Some((op, pick(self.ratios("component", base, op, 1024)?))))
+                    .collect();
+                if ratios.is_empty() {
+                    return;
+                }
+                targets.push(Target {
+                    name,
+                    measured: ratios
+                        .iter()
+                        .map(|(op, r)| {
+                            format!(
+                                "{} {r:.2}×{}",
+                                op.name(),
+                                if *r <= limit { "" } else { " ✗" }
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    met: ratios.iter().all(|&(_, r)| r <= limit),
+                });
+            };
+        ratio_target(
+            format!("component CPU/op ≤ {CPU_VS_FLOOR}× floor"),
+            "floor",
+            CPU_VS_FLOOR,
+            |r| r.1,
+        );
+        ratio_target(
+            format!("component CPU/op ≤ {CPU_VS_SDK}× SDK (object_store)"),
+            "object_store",
+            CPU_VS_SDK,
+            |r| r.1,
+        );
+        ratio_target(
+            format!("component median latency ≤ {LATENCY_VS_FLOOR}× floor"),
+            "floor",
+            LATENCY_VS_FLOOR,
+            |r| r.0,
+        );
+        if let Some(batch) = &self.batch {
+            let speedup = batch.speedup();
+            targets.push(Target {
+                name: format!(
+                    "{}-key get_many ≥ {BATCH_SPEEDUP}× faster than sequential gets",
+                    batch.keys
+                ),
+                measured: format!("{speedup:.1}×"),
+                met: speedup >= BATCH_SPEEDUP,
+            });
+        }
+        targets
+    }
+
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let p = &self.parameters;
+        let mut out = String::new();
+        let _ = writeln!(out, "## Benchmark results\n");
+        let _ = writeln!(
+            out,
+            "- Machine: {}, {} logical CPUs, {} RAM, Linux {}; load average {} at the start, {} at the end",
+            m.cpu_model, m.logical_cpus, m.memory, m.kernel, m.load_start, m.load_end
+        );
+        let _ = writeln!(
+            out,
+            "- Date: {}; the run took {:.0} s",
+            m.date_utc,
+            self.duration.as_secs_f64()
+        );
+        let _ = writeln!(
+            out,
+            "- Server: {} at {} (its own process)",
+            self.server, self.endpoint
+        );
+        if let Some(info) = &self.celery_info {
+            let _ = writeln!(
+                out,
+                "- Celery {} with boto3 {} on Python {}",
+                info["celery"].as_str().unwrap_or("?"),
+                info["boto3"].as_str().unwrap_or("?"),
+                info["python"].as_str().unwrap_or("?")
+            );
+        }
+        let _ = writeln!(
+            out,
+            "- Iterations per contender and operation: {} at 1 KiB, {} at 64 KiB, {} at 8 MiB, \
+             after {} warm-up ({} at 8 MiB), in {} rounds with the contenders taking turns",
+            p["iterations_1k"],
+            p["iterations_64k"],
+            p["iterations_8m"],
+            p["warmup"],
+            p["warmup_8m"],
+            p["rounds"]
+        );
+        let _ = writeln!(
+            out,
+            "- CPU/op: user + system CPU time of the client process per operation \
+             (getrusage RUSAGE_SELF, all threads; for Celery, its Python process)"
+        );
+        for size in self.sizes() {
+            let _ = writeln!(out, "\n### {}\n", size_label(size));
+            let _ = writeln!(
+                out,
+                "| op | contender | median | p99 | ops/s | CPU/op | median ÷ floor | CPU ÷ floor |"
+            );
+            let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
+            for op in [Op::Get, Op::Set, Op::Delete] {
+                for (id, label) in &self.contenders {
+                    let Some(s) = self.summary(id, op, size) else {
+                        continue;
+                    };
+                    let (rl, rc) = self
+                        .ratios(id, "floor", op, size)
+                        .map_or(("–".into(), "–".into()), |(l, c)| {
+                            (format!("{l:.2}×"), format!("{c:.2}×"))
+                        });
+                    let _ = writeln!(
+                        out,
+                        "| {} | {label} | {} | {} | {} | {} | {rl} | {rc} |",
+                        op.name(),
+                        fmt_ns(s.median_ns),
+                        fmt_ns(s.p99_ns),
+                        fmt_count(s.ops_per_s),
+                        fmt_ns(s.cpu_ns_per_op),
+                    );
+                }
+            }
+        }
+        if let Some(batch) = &self.batch {
+            let many = Batch::wall(&batch.many);
+            let seq = Batch::wall(&batch.sequential);
+            let _ = writeln!(
+                out,
+                "\n### Batch: {} keys of 1 KiB, component (pool), {} repetitions\n",
+                batch.keys, many.iterations
+            );
+            let _ = writeln!(out, "| read | median | p99 | CPU |");
+            let _ = writeln!(out, "|---|---:|---:|---:|");
+            let _ = writeln!(
+                out,
+                "| one get_many({}) | {} | {} | {} |",
+                batch.keys,
+                fmt_ns(many.median_ns),
+                fmt_ns(many.p99_ns),
+                fmt_ns(many.cpu_ns_per_op)
+            );
+            let _ = writeln!(
+                out,
+                "| {} sequential gets | {} | {} | {} |",
+                batch.keys,
+                fmt_ns(seq.median_ns),
+                fmt_ns(seq.p99_ns),
+                fmt_ns(seq.cpu_ns_per_op)
+            );
+            let _ = writeln!(
+                out,
+                "\nget_many is {:.1}× faster (median over median).",
+                batch.speedup()
+            );
+        }
+        let targets = self.targets();
+        if !targets.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n### Targets (component with its pool, 1 KiB)\n\n| target | measured | met |\n|---|---|---|"
+            );
+            for t in &targets {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} |",
+                    t.name,
+                    t.measured,
+                    if t.met { "yes" } else { "no" }
+                );
+            }
+        }
+        out
+    }
+
+    pub fn csv(&self) -> String {
+        let mut out = String::from(
+            "contender_id,contender,op,size_bytes,iterations,median_us,p99_us,mean_us,ops_per_s,\
+             cpu_us_per_op,median_vs_floor,cpu_vs_floor\n",
+        );
+        for m in &self.results {
+            let Some(s) = &m.summary else { continue };
+            let (rl, rc) = self
+                .ratios(m.id, "floor", m.op, m.size)
+                .map_or((String::new(), String::new()), |(l, c)| {
+                    (format!("{l:.3}"), format!("{c:.3}"))
+                });
+            let _ = writeln!(
+                out,
+                "{},\"{}\",{},{},{},{:.1},{:.1},{:.1},{:.1},{:.2},{rl},{rc}",
+                m.id,
+                m.label,
+                m.op.name(),
+                m.size,
+                s.iterations,
+                s.median_ns / 1e3,
+                s.p99_ns / 1e3,
+                s.mean_ns / 1e3,
+                s.ops_per_s,
+                s.cpu_ns_per_op / 1e3,
+            );
+        }
+        if let Some(batch) = &self.batch {
+            for (op, runs) in [
+                (format!("get_many_{}", batch.keys), &batch.many),
+                (format!("sequential_get_{}", batch.keys), &batch.sequential),
+            ] {
+                let s = Batch::wall(runs);
+                let _ = writeln!(
+                    out,
+                    "component,\"component (pool)\",{op},1024,{},{:.1},{:.1},{:.1},{:.3},{:.2},,",
+                    s.iterations,
+                    s.median_ns / 1e3,
+                    s.p99_ns / 1e3,
+                    s.mean_ns / 1e3,
+                    s.ops_per_s,
+                    s.cpu_ns_per_op / 1e3,
+                );
+            }
+        }
+        out
+    }
+
+    pub fn json(&self) -> Value {
+        let m = &self.machine;
+        let results: Vec<Value> = self
+            .results
+            .iter()
+            .filter_map(|r| {
+                let s = r.summary.as_ref()?;
+                let ratios = self.ratios(r.id, "floor", r.op, r.size);
+                Some(json!({
+                    "contender": r.id,
+                    "label": r.label,
+                    "op": r.op.name(),
+                    "size_bytes": r.size,
+                    "iterations": s.iterations,
+                    "median_ns": s.median_ns,
+                    "p99_ns": s.p99_ns,
+                    "mean_ns": s.mean_ns,
+                    "ops_per_s": s.ops_per_s,
+                    "cpu_ns_per_op": s.cpu_ns_per_op,
+                    "median_vs_floor": ratios.map(|r| r.0),
+                    "cpu_vs_floor": ratios.map(|r| r.1),
+                }))
+            })
+            .collect();
+        let batch = self.batch.as_ref().map(|b| {
+            let many = Batch::wall(&b.many);
+            let seq = Batch::wall(&b.sequential);
+            json!({
+                "contender": "component",
+                "keys": b.keys,
+                "value_bytes": 1024,
+                "repetitions": many.iterations,
+                "get_many": {"median_ns": many.median_ns, "p99_ns": many.p99_ns, "cpu_ns": many.cpu_ns_per_op},
+                "sequential": {"median_ns": seq.median_ns, "p99_ns": seq.p99_ns, "cpu_ns": seq.cpu_ns_per_op},
+                "speedup": b.speedup(),
+            })
+        });
+        json!({
+            "machine": {
+                "cpu_model": m.cpu_model,
+                "logical_cpus": m.logical_cpus,
+                "memory": m.memory,
+                "kernel": m.kernel,
+                "date_utc": m.date_utc,
+                "load_average_start": m.load_start,
+                "load_average_end": m.load_end,
+            },
+            "server": {"name": self.server, "endpoint": self.endpoint},
+            "celery": self.celery_info,
+            "duration_s": self.duration.as_secs_f64(),
+            "parameters": self.parameters,
+            "contenders": self.contenders.iter().map(|(id, label)| json!({"id": id, "label": label})).collect::<Vec<_>>(),
+            "results": results,
+            "batch": batch,
+            "targets": self.targets().iter().map(|t| json!({"target": t.name, "measured": t.measured, "met": t.met})).collect::<Vec<_>>(),
+        })
+    }
+}
+
+pub fn size_label(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
+/// `1,234`, `12.5`.
+fn fmt_count(x: f64) -> String {
+    if x < 100.0 {
+        return format!("{x:.1}");
+    }
+    let digits = format!("{:.0}", x);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        assert_eq!(size_label(1024), "1 KiB");
+        assert_eq!(size_label(8 << 20), "8 MiB");
+        assert_eq!(fmt_count(1234.4), "1,234");
+        assert_eq!(fmt_count(123_456.0), "123,456");
+        assert_eq!(fmt_count(12.46), "12.5");
+    }
+
+    #[test]
+    fn civil_date_is_plausible() {
+        let d = utc_now();
+        assert!(d.starts_with("20") && d.ends_with(" UTC"), "{d}");
+    }
+}
