@@ -363,9 +363,14 @@ pub fn python_float_repr(f: f64) -> String {
     if f == 0.0 {
         return if f.is_sign_negative() { "-0.0" } else { "0.0" }.to_owned();
     }
-    let (digits, decpt) = shortest_digits(f.abs());
-    let exp = decpt - 1;
+    // Rust's `{:e}` gives the same shortest round-trip digits: "1.2345e-7".
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
     let sign = if f.is_sign_negative() { "-" } else { "" };
+    // Position of the decimal point after the first digit, as Python counts it.
+    let decpt = exp + 1;
     if !(-4 < decpt && decpt <= 16) {
         let mut m = digits[..1].to_owned();
         if digits.len() > 1 {
@@ -388,25 +393,6 @@ pub fn python_float_repr(f: f64) -> String {
         )
     };
     format!("{sign}{body}")
-}
-
-/// The shortest digits that round-trip to `f` (finite, positive), without leading or trailing
-/// zeros, and the position of the decimal point relative to them, as Python's `repr` counts
-/// it: `(“12345”, -6)` is 0.00000012345. The digits come from `zmij` (serde_json's own float
-/// writer, already in the component), which writes the shortest round-trip form as Python and
-/// Rust's `{:e}` do, without pulling in `core`'s larger float formatting machinery.
-fn shortest_digits(f: f64) -> (String, i32) {
-    let mut buffer = zmij::Buffer::new();
-    let text = buffer.format_finite(f);
-    // zmij writes `123.45`, `0.00001`, `1e+16` or `1.5e-7`.
-    let (mantissa, exp) = text.split_once('e').unwrap_or((text, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let all = format!("{int}{frac}");
-    let leading = all.bytes().take_while(|b| *b == b'0').count();
-    let digits = all[leading..].trim_end_matches('0');
-    let point = i32::try_from(int.len()).unwrap_or(0) - i32::try_from(leading).unwrap_or(0);
-    (digits.to_owned(), point + exp)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 //! so do not call them from inside an async task.
 
 mod bindings;
+mod engine;
 mod error;
 pub mod local_s3;
 mod runtime;
@@ -28,6 +29,7 @@ mod sender;
 mod store;
 mod tasks;
 
+pub use engine::{PoolingOptions, RuntimeOptions};
 pub use error::Error;
 pub use runtime::{Runtime, default_component_path};
 pub use s3_result_store::celery::{self, Extended, State, TaskMeta};

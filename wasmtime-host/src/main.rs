@@ -10,7 +10,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod cli;
-use s3_result_store_host::{AddressingStyle, ConfigInput, Error, Runtime, default_component_path};
+use s3_result_store_host::{
+    AddressingStyle, ConfigInput, Error, PoolingOptions, Runtime, RuntimeOptions,
+    default_component_path,
+};
 
 #[derive(Parser)]
 #[command(
@@ -21,7 +24,9 @@ use s3_result_store_host::{AddressingStyle, ConfigInput, Error, Runtime, default
         s3-result-store demo\n  \
         s3-result-store --endpoint-url http://127.0.0.1:9000 --bucket results set celery-task-meta-1 '{\"status\": \"SUCCESS\"}'\n  \
         s3-result-store --bucket results get celery-task-meta-1\n  \
-        echo -n data | s3-result-store --bucket results set my-key -\n\n\
+        echo -n data | s3-result-store --bucket results set my-key -\n  \
+        s3-result-store coldstart\n  \
+        s3-result-store --endpoint-url http://127.0.0.1:3900 --bucket results memory --size 64MiB\n\n\
         Credentials, region and endpoint fall back to AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,\n\
         AWS_SESSION_TOKEN, AWS_REGION / AWS_DEFAULT_REGION and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL."
 )]
@@ -115,6 +120,35 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Measure loading the component (compile vs precompiled) and opening a store (on-demand
+    /// vs pooling allocator). Needs no server.
+    Coldstart {
+        /// Stores opened (and dropped) per allocator.
+        #[arg(long, default_value_t = 10_000)]
+        iterations: usize,
+        /// Cold compiles of the .wasm (seconds each).
+        #[arg(long, default_value_t = 3)]
+        compile_runs: usize,
+        /// Loads of the precompiled component.
+        #[arg(long, default_value_t = 20)]
+        load_runs: usize,
+        /// Pooling: bytes of each slot's memory kept resident between instances.
+        #[arg(long, default_value_t = PoolingOptions::default().keep_resident_bytes, value_parser = cli::memory::parse_size)]
+        keep_resident: u64,
+    },
+    /// Measure this process's peak memory while it sets, then gets, one value of --size
+    /// against the S3 server the global flags name (run the server as another process).
+    Memory {
+        /// Value size: 64MiB, 1GiB, 4096...
+        #[arg(long, default_value = "64MiB", value_parser = cli::memory::parse_size)]
+        size: u64,
+        /// Object key to use (default: a fresh one under s3rs-memory/); deleted afterwards.
+        #[arg(long)]
+        key: Option<String>,
+        /// Use the pooling instance allocator (PoolingOptions::default()).
+        #[arg(long)]
+        pooling: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -135,6 +169,35 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
     let component = cli.component.unwrap_or_else(default_component_path);
     match cli.command {
         Command::Demo { data_dir } => cli::demo::run(&component, data_dir),
+        Command::Coldstart {
+            iterations,
+            compile_runs,
+            load_runs,
+            keep_resident,
+        } => cli::coldstart::run(
+            &component,
+            &cli::coldstart::Options {
+                iterations,
+                compile_runs,
+                load_runs,
+                pooling: PoolingOptions {
+                    keep_resident_bytes: keep_resident,
+                    ..PoolingOptions::default()
+                },
+            },
+        ),
+        Command::Memory { size, key, pooling } => {
+            let mut options = RuntimeOptions::new();
+            if pooling {
+                options = options.pooling(PoolingOptions::default());
+            }
+            let runtime = Runtime::load_with(&component, &options)?.with_env(aws_env());
+            cli::memory::run(
+                &runtime,
+                &config(&cli.store),
+                &cli::memory::Options { size, key, pooling },
+            )
+        }
         Command::Task { command } => {
             let runtime = Runtime::load(&component)?.with_env(aws_env());
             let mut tasks =
@@ -171,9 +234,11 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                     store.delete(&key)?;
                     Ok(ExitCode::SUCCESS)
                 }
-                Command::Demo { .. } | Command::Task { .. } | Command::Cleanup { .. } => {
-                    unreachable!("handled above")
-                }
+                Command::Demo { .. }
+                | Command::Task { .. }
+                | Command::Cleanup { .. }
+                | Command::Coldstart { .. }
+                | Command::Memory { .. } => unreachable!("handled above"),
             }
         }
     }

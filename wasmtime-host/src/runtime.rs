@@ -1,16 +1,18 @@
 //! Engine, linker and pre-instantiated component: everything loaded once and shared by the
 //! stores opened from it.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, Store};
+use wasmtime::{Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::{self, ComponentPre};
+use crate::engine::{self, RuntimeOptions};
 use crate::error::Error;
 use crate::sender::PooledSender;
 use crate::store::ResultStore;
@@ -23,6 +25,46 @@ pub struct HostState {
     table: ResourceTable,
     /// The runtime's sender (a handle on its shared pool); `None`: wasmtime's default hooks.
     sender: Option<PooledSender>,
+    memory: GuestMemory,
+}
+
+/// Watches the instance's linear memory grow (it never shrinks): its high-water mark.
+#[derive(Default)]
+pub(crate) struct GuestMemory {
+    peak: usize,
+}
+
+impl ResourceLimiter for GuestMemory {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // The limits themselves are wasmtime's (and the pooling allocator's), as without a
+        // limiter: this only records the size.
+        let allowed = maximum.is_none_or(|max| desired <= max);
+        if allowed {
+            self.peak = self.peak.max(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|max| desired <= max))
+    }
+}
+
+impl HostState {
+    /// The most linear memory the instance has had, in bytes.
+    pub(crate) fn guest_memory_peak(&self) -> usize {
+        self.memory.peak
+    }
 }
 
 impl WasiView for HostState {
@@ -57,42 +99,95 @@ pub struct Runtime {
     env: Vec<(String, String)>,
     clock_offset_secs: i64,
     sender: PooledSender,
+    /// The largest `max-value-bytes` an instance's memory allows, when it is capped (pooling).
+    max_value_bytes: Option<u64>,
+    /// How much one call may copy out of the instance (wasmtime's "hostcall fuel").
+    hostcall_fuel: usize,
 }
 
 impl Runtime {
-    /// Compiles the component at `path`.
+    /// Compiles the component at `path`, with the default [`RuntimeOptions`].
     pub fn load(path: impl AsRef<Path>) -> Result<Runtime, Error> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| {
-            Error::Runtime(wasmtime::Error::msg(format!(
-                "cannot read the component {}: {e}; build it with \
-                 `cargo build --release --target wasm32-wasip2 -p s3-result-store`",
-                path.display()
-            )))
-        })?;
-        Runtime::from_bytes(&bytes)
+        Runtime::load_with(path, &RuntimeOptions::default())
+    }
+
+    /// Compiles the component at `path` for an engine set up as `options` say.
+    pub fn load_with(path: impl AsRef<Path>, options: &RuntimeOptions) -> Result<Runtime, Error> {
+        Runtime::from_bytes_with(&read_component(path.as_ref())?, options)
     }
 
     /// Compiles a component from its bytes, reusing wasmtime's on-disk compilation cache
     /// when it can (a cold compile takes seconds; a cached load, milliseconds).
     pub fn from_bytes(bytes: &[u8]) -> Result<Runtime, Error> {
-        let mut config = wasmtime::Config::new();
-        if let Ok(cache) = wasmtime::Cache::new(wasmtime::CacheConfig::new()) {
-            config.cache(Some(cache));
-        }
-        let engine = Engine::new(&config)?;
+        Runtime::from_bytes_with(bytes, &RuntimeOptions::default())
+    }
+
+    /// [`Runtime::from_bytes`] for an engine set up as `options` say.
+    pub fn from_bytes_with(bytes: &[u8], options: &RuntimeOptions) -> Result<Runtime, Error> {
+        let engine = options.engine(true)?;
         let component = Component::new(&engine, bytes)?;
+        Runtime::from_component(engine, &component, options)
+    }
+
+    /// Compiles the component at `path` to native code, once, for
+    /// [`Runtime::from_precompiled`]: loading that takes a few milliseconds, where compiling
+    /// takes hundreds, with no compilation cache involved. The bytes are only valid for this build of
+    /// the host (the same wasmtime, target and settings); the pooling allocator does not
+    /// change them, so one artifact serves every [`RuntimeOptions`].
+    pub fn precompile(path: impl AsRef<Path>) -> Result<Vec<u8>, Error> {
+        let engine = RuntimeOptions::default().engine(false)?;
+        engine::precompile(&engine, &read_component(path.as_ref())?)
+    }
+
+    /// Loads a component that [`Runtime::precompile`] compiled, without compiling anything.
+    ///
+    /// The bytes are checked before wasmtime deserializes them: that `precompile` wrote
+    /// them, for an engine whose code is compatible with this one (same wasmtime version,
+    /// target and compiler settings), and that they are intact (a SHA-256 digest); an artifact
+    /// that fails a check is an error, never loaded. Deserializing maps the bytes as
+    /// executable code, so what the checks cannot tell apart from a genuine artifact, a file
+    /// deliberately forged by someone able to write where it is kept, would run as native
+    /// code: keep precompiled components where only the host's own deployment can write, as
+    /// you would the host binary itself.
+    pub fn from_precompiled(bytes: &[u8], options: &RuntimeOptions) -> Result<Runtime, Error> {
+        let engine = options.engine(false)?;
+        let component = engine::load(&engine, bytes)?;
+        Runtime::from_component(engine, &component, options)
+    }
+
+    /// [`Runtime::from_precompiled`] from a file.
+    pub fn from_precompiled_file(
+        path: impl AsRef<Path>,
+        options: &RuntimeOptions,
+    ) -> Result<Runtime, Error> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| {
+            Error::Runtime(wasmtime::Error::msg(format!(
+                "cannot read the precompiled component {}: {e}",
+                path.display()
+            )))
+        })?;
+        Runtime::from_precompiled(&bytes, options)
+    }
+
+    fn from_component(
+        engine: Engine,
+        component: &Component,
+        options: &RuntimeOptions,
+    ) -> Result<Runtime, Error> {
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
         bindings::wit::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
-        let pre = ComponentPre::new(linker.instantiate_pre(&component)?)?;
+        let pre = ComponentPre::new(linker.instantiate_pre(component)?)?;
         Ok(Runtime {
             engine,
             pre,
             env: Vec::new(),
             clock_offset_secs: 0,
             sender: PooledSender::new(),
+            max_value_bytes: options.pooling_options().map(|p| p.max_value_bytes()),
+            hostcall_fuel: hostcall_fuel(options),
         })
     }
 
@@ -146,8 +241,9 @@ impl Runtime {
 
     /// Opens a store: a fresh instance of the component and one `result-store` resource in it.
     pub fn open(&self, config: &s3_result_store::ConfigInput) -> Result<ResultStore, Error> {
+        let config = self.fit_to_memory(config)?;
         let (store, instance) = self.instantiate()?;
-        ResultStore::open(store, instance, config)
+        ResultStore::open(store, instance, &config)
     }
 
     /// Opens Celery's result backend over the bucket: a fresh instance and one `task-store`.
@@ -157,8 +253,35 @@ impl Runtime {
         config: &s3_result_store::ConfigInput,
         global_keyprefix: Option<&str>,
     ) -> Result<TaskStore, Error> {
+        let config = self.fit_to_memory(config)?;
         let (store, instance) = self.instantiate()?;
-        TaskStore::open(store, instance, config, global_keyprefix)
+        TaskStore::open(store, instance, &config, global_keyprefix)
+    }
+
+    /// Under a memory cap (pooling), `max-value-bytes` defaults to what an instance can hold,
+    /// and a larger setting is refused here rather than trapping in the middle of a call.
+    fn fit_to_memory<'a>(
+        &self,
+        config: &'a s3_result_store::ConfigInput,
+    ) -> Result<Cow<'a, s3_result_store::ConfigInput>, Error> {
+        let Some(limit) = self.max_value_bytes else {
+            return Ok(Cow::Borrowed(config));
+        };
+        match config.max_value_bytes {
+            Some(asked) if asked > limit => Err(Error::Store(
+                s3_result_store::Error::InvalidConfig(format!(
+                    "max-value-bytes is {asked}; this runtime's instances can hold values of at \
+                     most {limit} bytes (half of PoolingOptions::max_memory_bytes)"
+                )),
+            )),
+            Some(_) => Ok(Cow::Borrowed(config)),
+            None => {
+                let default = s3_result_store::config::DEFAULT_MAX_VALUE_BYTES;
+                let mut config = config.clone();
+                config.max_value_bytes = Some(default.min(limit));
+                Ok(Cow::Owned(config))
+            }
+        }
     }
 
     fn instantiate(&self) -> Result<(Store<HostState>, bindings::Component), Error> {
@@ -175,11 +298,36 @@ impl Runtime {
                 http: WasiHttpCtx::new(),
                 table: ResourceTable::new(),
                 sender: (!self.sender.is_default()).then(|| self.sender.clone()),
+                memory: GuestMemory::default(),
             },
         );
+        store.limiter(|state| &mut state.memory);
+        store.set_hostcall_fuel(self.hostcall_fuel);
         let instance = self.pre.instantiate(&mut store)?;
         Ok((store, instance))
     }
+}
+
+/// wasmtime stops a call that copies more than its "hostcall fuel" (128 MiB by default) out
+/// of an instance, so a `get` of a larger value (the default limit is 256 MiB) would fail. The
+/// fuel guards a host against a hostile guest; this guest is the host's own component, and
+/// what it hands over must sit in its memory at the time, so that memory's bound (4 GiB for
+/// wasm32, or the pool's cap) is the bound here too.
+fn hostcall_fuel(options: &RuntimeOptions) -> usize {
+    let memory = options
+        .pooling_options()
+        .map_or(1 << 32, |p| p.max_memory_bytes);
+    usize::try_from(memory).unwrap_or(usize::MAX)
+}
+
+fn read_component(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| {
+        Error::Runtime(wasmtime::Error::msg(format!(
+            "cannot read the component {}: {e}; build it with \
+             `cargo build --release --target wasm32-wasip2 -p s3-result-store`",
+            path.display()
+        )))
+    })
 }
 
 /// The system clock shifted by a fixed number of seconds.

@@ -51,6 +51,12 @@ impl ResultStore {
             .map_err(bindings::core_error)?)
     }
 
+    /// The most linear memory this store's instance has had so far, in bytes. A wasm
+    /// instance's memory only grows, so it holds this much until the store is dropped.
+    pub fn guest_memory_peak(&self) -> usize {
+        self.store.data().guest_memory_peak()
+    }
+
     /// Removes `key`; removing a missing key succeeds.
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<(), Error> {
         let key = utf8_key(key.as_ref())?;

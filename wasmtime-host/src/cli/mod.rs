@@ -1,4 +1,6 @@
 //! The CLI's larger commands, one file each.
 
+pub mod coldstart;
 pub mod demo;
+pub mod memory;
 pub mod task;
