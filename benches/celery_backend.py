@@ -17,6 +17,7 @@ system CPU time over the whole loop (`getrusage(RUSAGE_SELF)`). Values are the b
 Configured by environment variables: ENDPOINT, REGION, ACCESS_KEY_ID, SECRET_ACCESS_KEY,
 BUCKET.
 """
+import atexit
 import json
 import os
 import resource
@@ -30,6 +31,7 @@ import time
 _aws_config = tempfile.NamedTemporaryFile("w", suffix=".aws-config", delete=False)
 _aws_config.write("[default]\ns3 =\n    addressing_style = path\n")
 _aws_config.close()
+atexit.register(os.unlink, _aws_config.name)
 os.environ["AWS_CONFIG_FILE"] = _aws_config.name
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):

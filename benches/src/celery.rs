@@ -84,6 +84,7 @@ impl Contender for Celery {
         Ok(Chunk {
             latencies_ns,
             cpu_ns,
+            thread_cpu_ns: None,
         })
     }
 }

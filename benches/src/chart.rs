@@ -8,7 +8,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::measure::{Op, Summary};
+use crate::measure::{Op, Summary, fmt_ns};
 use crate::report::Report;
 
 const OPS: [Op; 3] = [Op::Get, Op::Set, Op::Delete];
@@ -23,25 +23,47 @@ const COLOURS: [RGBColor; 6] = [
 ];
 
 pub fn draw(report: &Report, path: &Path) -> Result<()> {
-    let root = SVGBackend::new(path, (1100, 960)).into_drawing_area();
+    let root = SVGBackend::new(path, (1100, 1000)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-    let (top, bottom) = root.split_vertically(480);
+    let (body, footer) = root.split_vertically(970);
+    let (top, bottom) = body.split_vertically(485);
     panel(
         report,
         &top,
-        "Median latency per operation, 1 KiB values (lower is better)",
-        "median latency (µs)",
+        "Median latency per operation, 1 KiB values (log scale, lower is better)",
+        "median latency",
         |s| s.median_ns,
     )?;
     panel(
         report,
         &bottom,
-        "Client CPU time per operation, 1 KiB values (lower is better)",
-        "CPU per operation (µs)",
+        "Client CPU time per operation, 1 KiB values (log scale, lower is better)",
+        "client CPU time per operation",
         |s| s.cpu_ns_per_op,
     )?;
+    footer
+        .draw(&Text::new(
+            report.footnote(),
+            (16, 4),
+            ("sans-serif", 13).into_font().color(&BLACK.mix(0.7)),
+        ))
+        .map_err(|e| anyhow!("{e}"))?;
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
+}
+
+/// `50 µs`, `1 ms`, `2.5 ms`.
+fn axis_label(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{} ms", trim(us / 1000.0))
+    } else {
+        format!("{} µs", trim(us))
+    }
+}
+
+fn trim(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 fn panel(
@@ -64,22 +86,29 @@ fn panel(
             (label.as_str(), row)
         })
         .collect();
-    let max = values
-        .iter()
-        .flat_map(|(_, row)| row.iter().flatten())
-        .fold(0.0_f64, |a, &b| a.max(b));
-    let top = if max > 0.0 { max * 1.2 } else { 1.0 };
+    let all = || {
+        values
+            .iter()
+            .flat_map(|(_, row)| row.iter().flatten().copied())
+    };
+    let max = all().fold(1.0_f64, f64::max);
+    let min = all().fold(max, f64::min);
+    // Whole decades below the smallest bar; headroom above the tallest for its label and
+    // for the legend.
+    let floor = 10f64.powf((min / 2.0).max(1e-3).log10().floor());
+    let top = max * 6.0;
 
     let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 22))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(72)
-        .build_cartesian_2d(0.0_f64..OPS.len() as f64, 0.0_f64..top)
+        .caption(title, ("sans-serif", 20))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(84)
+        .build_cartesian_2d(0.0_f64..OPS.len() as f64, (floor..top).log_scale())
         .map_err(err)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .light_line_style(WHITE)
         .x_labels(OPS.len() * 2 + 1)
         .x_label_formatter(&|x| {
             let i = x.floor() as usize;
@@ -90,6 +119,7 @@ fn panel(
             }
         })
         .x_label_style(("sans-serif", 18))
+        .y_label_formatter(&|y| axis_label(*y))
         .y_desc(y_desc)
         .y_label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
@@ -105,7 +135,7 @@ fn panel(
             let v = (*v)?;
             let x0 = i as f64 + 0.08 + j as f64 * width;
             Some(Rectangle::new(
-                [(x0 + width * 0.06, 0.0), (x0 + width * 0.94, v)],
+                [(x0 + width * 0.06, floor), (x0 + width * 0.94, v)],
                 colour.filled(),
             ))
         });
@@ -117,12 +147,9 @@ fn panel(
         let labels = row.iter().enumerate().filter_map(|(i, v)| {
             let v = (*v)?;
             let x = i as f64 + 0.08 + (j as f64 + 0.5) * width;
-            let text = if v >= 100.0 {
-                format!("{v:.0}")
-            } else {
-                format!("{v:.1}")
-            };
-            Some(EmptyElement::at((x, v)) + Text::new(text, (0, -3), value_style.clone()))
+            Some(
+                EmptyElement::at((x, v)) + Text::new(fmt_ns(v * 1e3), (0, -3), value_style.clone()),
+            )
         });
         chart.draw_series(labels).map_err(err)?;
     }

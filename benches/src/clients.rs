@@ -17,7 +17,7 @@ use s3_result_store::request::{self, Operation};
 use s3_result_store::{Config, ConfigInput, ObjectKey, sign};
 use s3_result_store_host::{ResultStore, Runtime};
 
-use crate::measure::{Chunk, Op, process_cpu_ns};
+use crate::measure::{Chunk, Op, process_cpu_ns, thread_cpu_ns};
 
 /// One client, blocking calls. `get` returns the whole body.
 pub trait Client {
@@ -39,6 +39,7 @@ pub struct InProcess<C>(pub C);
 impl<C: Client> Contender for InProcess<C> {
     fn run(&mut self, op: Op, keys: &[String], value: &Bytes) -> Result<Chunk> {
         let mut latencies_ns = Vec::with_capacity(keys.len());
+        let thread0 = thread_cpu_ns();
         let cpu0 = process_cpu_ns();
         for key in keys {
             let t0 = Instant::now();
@@ -57,9 +58,11 @@ impl<C: Client> Contender for InProcess<C> {
             latencies_ns.push(t0.elapsed().as_nanos() as u64);
         }
         let cpu_ns = process_cpu_ns().saturating_sub(cpu0);
+        let thread_ns = thread_cpu_ns().saturating_sub(thread0);
         Ok(Chunk {
             latencies_ns,
             cpu_ns,
+            thread_cpu_ns: Some(thread_ns),
         })
     }
 }

@@ -26,17 +26,29 @@ pub struct Chunk {
     pub latencies_ns: Vec<u64>,
     /// User + system CPU time of the client process over the whole loop.
     pub cpu_ns: u64,
+    /// The part of it spent on the calling thread, where known (in-process contenders): the
+    /// rest ran on other threads, such as the Tokio workers of the wasmtime host.
+    pub thread_cpu_ns: Option<u64>,
 }
 
 /// User + system CPU time of this whole process (every thread: the wasmtime host's and
 /// hyper's Tokio workers included). The S3 server runs in another process, so this is the
 /// client's cost alone.
 pub fn process_cpu_ns() -> u64 {
+    rusage_ns(libc::RUSAGE_SELF)
+}
+
+/// User + system CPU time of the calling thread alone.
+pub fn thread_cpu_ns() -> u64 {
+    rusage_ns(libc::RUSAGE_THREAD)
+}
+
+fn rusage_ns(who: libc::c_int) -> u64 {
     // SAFETY: `rusage` is plain data; getrusage fills the struct we own and reads nothing.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: a valid `who` and a valid pointer to a live, writable `rusage`.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    assert_eq!(rc, 0, "getrusage(RUSAGE_SELF) failed");
+    let rc = unsafe { libc::getrusage(who, &mut usage) };
+    assert_eq!(rc, 0, "getrusage({who}) failed");
     timeval_ns(usage.ru_utime) + timeval_ns(usage.ru_stime)
 }
 

@@ -15,6 +15,8 @@ pub struct Measured {
     pub size: usize,
     latencies_ns: Vec<u64>,
     cpu_ns: u64,
+    /// Calling-thread CPU, when every chunk reported it.
+    thread_cpu_ns: Option<u64>,
     pub summary: Option<Summary>,
 }
 
@@ -27,6 +29,7 @@ impl Measured {
             size,
             latencies_ns: Vec::new(),
             cpu_ns: 0,
+            thread_cpu_ns: Some(0),
             summary: None,
         }
     }
@@ -34,6 +37,16 @@ impl Measured {
     pub fn add(&mut self, chunk: Chunk) {
         self.latencies_ns.extend(chunk.latencies_ns);
         self.cpu_ns += chunk.cpu_ns;
+        self.thread_cpu_ns = self
+            .thread_cpu_ns
+            .zip(chunk.thread_cpu_ns)
+            .map(|(a, b)| a + b);
+    }
+
+    /// Calling-thread CPU per operation.
+    fn thread_cpu_ns_per_op(&self) -> Option<f64> {
+        let n = self.latencies_ns.len();
+        (n > 0).then_some(self.thread_cpu_ns? as f64 / n as f64)
     }
 }
 
@@ -269,11 +282,20 @@ impl Report {
         targets
     }
 
+    /// One line for the chart: when, where, against what.
+    pub fn footnote(&self) -> String {
+        let m = &self.machine;
+        format!(
+            "{}; {}, {} logical CPUs; server: {}; {} iterations per bar",
+            m.date_utc, m.cpu_model, m.logical_cpus, self.server, self.parameters["iterations_1k"]
+        )
+    }
+
     pub fn markdown(&self) -> String {
         let m = &self.machine;
         let p = &self.parameters;
         let mut out = String::new();
-        let _ = writeln!(out, "## Benchmark results\n");
+        let _ = writeln!(out, "### Results\n");
         let _ = writeln!(
             out,
             "- Machine: {}, {} logical CPUs, {} RAM, Linux {}; load average {} at the start, {} at the end",
@@ -316,7 +338,7 @@ impl Report {
              (getrusage RUSAGE_SELF, all threads; for Celery, its Python process)"
         );
         for size in self.sizes() {
-            let _ = writeln!(out, "\n### {}\n", size_label(size));
+            let _ = writeln!(out, "\n#### {}\n", size_label(size));
             let _ = writeln!(
                 out,
                 "| op | contender | median | p99 | ops/s | CPU/op | median ÷ floor | CPU ÷ floor |"
@@ -349,7 +371,7 @@ impl Report {
             let seq = Batch::wall(&batch.sequential);
             let _ = writeln!(
                 out,
-                "\n### Batch: {} keys of 1 KiB, component (pool), {} repetitions\n",
+                "\n#### Batch: {} keys of 1 KiB, component (pool), {} repetitions\n",
                 batch.keys, many.iterations
             );
             let _ = writeln!(out, "| read | median | p99 | CPU |");
@@ -380,7 +402,7 @@ impl Report {
         if !targets.is_empty() {
             let _ = writeln!(
                 out,
-                "\n### Targets (component with its pool, 1 KiB)\n\n| target | measured | met |\n|---|---|---|"
+                "\n#### Targets (component with its pool, 1 KiB)\n\n| target | measured | met |\n|---|---|---|"
             );
             for t in &targets {
                 let _ = writeln!(
@@ -398,7 +420,7 @@ impl Report {
     pub fn csv(&self) -> String {
         let mut out = String::from(
             "contender_id,contender,op,size_bytes,iterations,median_us,p99_us,mean_us,ops_per_s,\
-             cpu_us_per_op,median_vs_floor,cpu_vs_floor\n",
+             cpu_us_per_op,thread_cpu_us_per_op,median_vs_floor,cpu_vs_floor\n",
         );
         for m in &self.results {
             let Some(s) = &m.summary else { continue };
@@ -407,9 +429,12 @@ impl Report {
                 .map_or((String::new(), String::new()), |(l, c)| {
                     (format!("{l:.3}"), format!("{c:.3}"))
                 });
+            let thread = m
+                .thread_cpu_ns_per_op()
+                .map_or(String::new(), |t| format!("{:.2}", t / 1e3));
             let _ = writeln!(
                 out,
-                "{},\"{}\",{},{},{},{:.1},{:.1},{:.1},{:.1},{:.2},{rl},{rc}",
+                "{},\"{}\",{},{},{},{:.1},{:.1},{:.1},{:.1},{:.2},{thread},{rl},{rc}",
                 m.id,
                 m.label,
                 m.op.name(),
@@ -430,7 +455,7 @@ impl Report {
                 let s = Batch::wall(runs);
                 let _ = writeln!(
                     out,
-                    "component,\"component (pool)\",{op},1024,{},{:.1},{:.1},{:.1},{:.3},{:.2},,",
+                    "component,\"component (pool)\",{op},1024,{},{:.1},{:.1},{:.1},{:.3},{:.2},,,",
                     s.iterations,
                     s.median_ns / 1e3,
                     s.p99_ns / 1e3,
@@ -462,6 +487,7 @@ impl Report {
                     "mean_ns": s.mean_ns,
                     "ops_per_s": s.ops_per_s,
                     "cpu_ns_per_op": s.cpu_ns_per_op,
+                    "calling_thread_cpu_ns_per_op": r.thread_cpu_ns_per_op(),
                     "median_vs_floor": ratios.map(|r| r.0),
                     "cpu_vs_floor": ratios.map(|r| r.1),
                 }))

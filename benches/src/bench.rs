@@ -54,13 +54,13 @@ struct Args {
     #[arg(long, default_value = "s3rs-bench/")]
     prefix: String,
     /// Measured operations per contender and operation, 1 KiB values.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 2000)]
     iterations: usize,
     /// Measured operations per contender and operation, 64 KiB values (0: skip the size).
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 500)]
     iterations_64k: usize,
     /// Measured operations per contender and operation, 8 MiB values (0: skip the size).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 40)]
     iterations_8m: usize,
     /// Unmeasured operations per contender and operation before measuring (1 KiB, 64 KiB).
     #[arg(long, default_value_t = 50)]
@@ -69,7 +69,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     warmup_8m: usize,
     /// Rounds the iterations are spread over; contenders take turns within each round.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 20)]
     rounds: usize,
     /// Keys read by one `get_many`, against as many sequential `get`s.
     #[arg(long, default_value_t = 100)]
@@ -187,15 +187,29 @@ fn main() -> Result<()> {
         });
     }
 
-    // Every contender must round-trip a value before anything is timed.
+    // Every contender must round-trip a value before anything is timed: what it sets is
+    // what another client reads, and what it deletes is gone.
     let probe = format!("{}probe", args.prefix);
+    let probe_value = value(1024);
     for entry in &mut entries {
-        let value = value(1024);
         for op in [Op::Set, Op::Get, Op::Delete] {
             entry
                 .contender
-                .run(op, std::slice::from_ref(&probe), &value)
+                .run(op, std::slice::from_ref(&probe), &probe_value)
                 .with_context(|| format!("{}: {} of a probe object", entry.label, op.name()))?;
+            match op {
+                Op::Set => ensure!(
+                    setup.get(&probe)?.as_ref() == Some(&probe_value),
+                    "{}: set stored other bytes",
+                    entry.label
+                ),
+                Op::Delete => ensure!(
+                    setup.get(&probe)?.is_none(),
+                    "{}: delete left the object",
+                    entry.label
+                ),
+                Op::Get => {}
+            }
         }
     }
 
