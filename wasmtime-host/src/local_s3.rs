@@ -442,21 +442,14 @@ mod tests {
         mac.finalize().into_bytes().to_vec()
     }
 
-    /// `YYYYMMDDTHHMMSSZ` for now (civil-from-days, to avoid a date crate).
+    /// `YYYYMMDDTHHMMSSZ` for now.
     fn amz_date() -> String {
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs();
         let (days, tod) = ((secs / 86_400) as i64, secs % 86_400);
-        let z = days + 719_468;
-        let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (year, month, day) = s3_result_store::celery::civil_from_days(days);
         format!(
             "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
             tod / 3600,
