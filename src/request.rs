@@ -66,11 +66,12 @@ pub fn build(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::ConfigInput;
 
-    fn config(endpoint: Option<&str>, style: AddressingStyle) -> Config {
+    /// A resolved config for bucket `results` with fixed test keys.
+    pub(crate) fn config(endpoint: Option<&str>, style: AddressingStyle) -> Config {
         let input = ConfigInput {
             endpoint_url: endpoint.map(Into::into),
             bucket_name: Some("results".into()),

@@ -1,18 +1,7 @@
 use super::*;
-use crate::config::{ConfigInput, Credentials};
+use crate::config::Credentials;
+use crate::request::tests::config;
 use http::HeaderMap;
-
-fn config(endpoint: Option<&str>, style: AddressingStyle) -> Config {
-    let input = ConfigInput {
-        endpoint_url: endpoint.map(Into::into),
-        bucket_name: Some("results".into()),
-        access_key_id: Some("AKID".into()),
-        secret_access_key: Some("SECRET".into()),
-        addressing_style: style,
-        ..ConfigInput::default()
-    };
-    Config::resolve(&input, std::iter::empty::<(String, String)>()).unwrap()
-}
 
 fn path_style() -> Config {
     config(Some("http://127.0.0.1:9000"), AddressingStyle::Path)

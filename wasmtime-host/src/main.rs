@@ -4,14 +4,14 @@
 //! (config, key, S3, network); 4 the component could not run.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod cli;
 use s3_result_store_host::{
-    AddressingStyle, ConfigInput, Error, PoolingOptions, Runtime, RuntimeOptions,
+    AddressingStyle, ConfigInput, Error, PoolingOptions, Runtime, RuntimeOptions, TaskStore,
     default_component_path,
 };
 
@@ -198,17 +198,13 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 &cli::memory::Options { size, key, pooling },
             )
         }
-        Command::Task { command } => {
-            let runtime = Runtime::load(&component)?.with_env(aws_env());
-            let mut tasks =
-                runtime.open_tasks(&config(&cli.store), cli.global_keyprefix.as_deref())?;
-            cli::task::run(&mut tasks, command)
-        }
+        Command::Task { command } => cli::task::run(
+            &mut open_tasks(&component, &cli.store, cli.global_keyprefix.as_deref())?,
+            command,
+        ),
         Command::Cleanup { older_than } => {
-            let runtime = Runtime::load(&component)?.with_env(aws_env());
-            let mut tasks =
-                runtime.open_tasks(&config(&cli.store), cli.global_keyprefix.as_deref())?;
-            let deleted = tasks.cleanup(older_than)?;
+            let deleted = open_tasks(&component, &cli.store, cli.global_keyprefix.as_deref())?
+                .cleanup(older_than)?;
             write_stdout(format!("{{\"deleted\": {deleted}}}\n").as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
@@ -242,6 +238,17 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             }
         }
     }
+}
+
+/// Celery's result backend as the flags and environment describe it.
+fn open_tasks(
+    component: &Path,
+    store: &StoreArgs,
+    global_keyprefix: Option<&str>,
+) -> Result<TaskStore, Error> {
+    Runtime::load(component)?
+        .with_env(aws_env())
+        .open_tasks(&config(store), global_keyprefix)
 }
 
 /// Only the variables the component documents; nothing else of the host's environment leaks in.
