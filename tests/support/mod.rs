@@ -40,12 +40,10 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    fn from_env() -> TestServer {
+    /// The server `S3RS_TEST_*` name, if any.
+    fn from_env() -> Option<TestServer> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        match var("S3RS_TEST_ENDPOINT") {
-            Some(endpoint) => TestServer::external(endpoint, var),
-            None => TestServer::embedded(),
-        }
+        var("S3RS_TEST_ENDPOINT").map(|endpoint| TestServer::external(endpoint, var))
     }
 
     fn external(endpoint: String, var: impl Fn(&str) -> Option<String>) -> TestServer {
@@ -191,9 +189,13 @@ fn decode_hex(line: &str) -> Option<String> {
 
 /// The server for this test binary, started on first use.
 pub fn server() -> &'static TestServer {
-    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    static SERVER: OnceLock<&'static TestServer> = OnceLock::new();
     SERVER.get_or_init(|| {
-        let s = TestServer::from_env();
+        // One embedded server per process: two on one data directory would corrupt uploads.
+        let s: &'static TestServer = match TestServer::from_env() {
+            Some(external) => Box::leak(Box::new(external)),
+            None => embedded_server(),
+        };
         let _ = writeln!(
             std::io::stderr(),
             "testing against {} at {}",

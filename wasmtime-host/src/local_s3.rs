@@ -5,6 +5,7 @@
 //! may or may not run inside an async runtime: the server owns its runtime on a dedicated
 //! thread, so starting and dropping it is safe from either context.
 
+use std::fs::{File, TryLockError};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -83,8 +84,27 @@ pub struct LocalS3 {
     data_dir: PathBuf,
     stop: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
+    _dir_lock: File,
     // Last field: removed only after `Drop::drop` has joined the server thread.
     _temp_dir: Option<tempfile::TempDir>,
+}
+
+/// s3s-fs names its upload temporaries with a per-server counter in the data dir's root, so
+/// two servers on one directory overwrite each other's uploads while their ETags stay right:
+/// refuse a directory another server (in this or another process) already serves.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<File> {
+    let path = data_dir.join(".local-s3.lock");
+    let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => bail!(
+            "S3 data dir {} is already served by another local S3 server; give each server its own directory",
+            data_dir.display()
+        ),
+        Err(TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
 }
 
 impl LocalS3 {
@@ -121,6 +141,7 @@ impl LocalS3 {
         let data_dir = data_dir
             .canonicalize()
             .with_context(|| format!("resolving S3 data dir {}", data_dir.display()))?;
+        let dir_lock = lock_data_dir(&data_dir)?;
         let fs = FileSystem::new(&data_dir)
             .map_err(|e| anyhow!("opening S3 data dir {}: {e:?}", data_dir.display()))?;
 
@@ -199,6 +220,7 @@ impl LocalS3 {
             data_dir,
             stop,
             server: Some(server),
+            _dir_lock: dir_lock,
             _temp_dir: temp_dir,
         })
     }
@@ -570,6 +592,21 @@ mod tests {
             body.contains("<ListBucketResult") && body.contains("<Name>results</Name>"),
             "{body}"
         );
+    }
+
+    #[test]
+    fn a_data_dir_is_served_by_one_server_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = || LocalS3Options {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..LocalS3Options::default()
+        };
+        let first = LocalS3::start(options()).unwrap();
+        let err = LocalS3::start(options()).unwrap_err().to_string();
+        assert!(err.contains("already served"), "{err}");
+        drop(first);
+        let again = LocalS3::start(options()).unwrap();
+        again.create_bucket("results").unwrap();
     }
 
     #[test]
