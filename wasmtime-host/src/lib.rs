@@ -26,6 +26,7 @@ mod error;
 pub mod local_s3;
 mod runtime;
 mod sender;
+mod serve;
 mod store;
 mod tasks;
 
@@ -35,6 +36,7 @@ pub use runtime::{Runtime, default_component_path};
 pub use s3_result_store::celery::{self, Extended, State, TaskMeta};
 pub use s3_result_store::{AddressingStyle, ConfigInput, S3ErrorInfo};
 pub use sender::PooledSender;
+pub use serve::{ProxyServer, Serving, default_task_status_path};
 pub use store::{ResultStore, ValueResult};
 pub use tasks::TaskStore;
 

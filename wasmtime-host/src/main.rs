@@ -114,6 +114,9 @@ enum Command {
         #[arg(long, value_parser = cli::task::parse_age)]
         older_than: std::time::Duration,
     },
+    /// Serve a wasi:http/proxy component over HTTP: by default the example task-status app
+    /// composed with the store (scripts/compose). It sees the AWS_* and S3RS_* variables.
+    Serve(cli::serve::ServeArgs),
     /// Start an embedded S3 server and run set/get/delete through the component.
     Demo {
         /// Keep the demo's objects here instead of a temporary directory.
@@ -169,6 +172,9 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
     let component = cli.component.unwrap_or_else(default_component_path);
     match cli.command {
         Command::Demo { data_dir } => cli::demo::run(&component, data_dir),
+        Command::Serve(args) => {
+            cli::serve::run(args, &config(&cli.store), cli.global_keyprefix.as_deref())
+        }
         Command::Coldstart {
             iterations,
             compile_runs,
@@ -231,6 +237,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Command::Demo { .. }
+                | Command::Serve(_)
                 | Command::Task { .. }
                 | Command::Cleanup { .. }
                 | Command::Coldstart { .. }

@@ -3,4 +3,5 @@
 pub mod coldstart;
 pub mod demo;
 pub mod memory;
+pub mod serve;
 pub mod task;

@@ -1,0 +1,116 @@
+//! `serve`: a `wasi:http/proxy` component over HTTP, by default the example task-status app
+//! composed with the store (`scripts/compose`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use s3_result_store_host::{
+    AddressingStyle, ConfigInput, Error, ProxyServer, StoreError, default_task_status_path,
+};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The component [default: target/wasm32-wasip2/release/task-status.composed.wasm, or
+    /// S3RS_TASK_STATUS_COMPONENT].
+    pub component: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// An environment variable for the component, NAME=VALUE (repeatable; wins over the rest).
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+}
+
+/// The component reads its configuration from its environment, as it would on any platform:
+/// the host's `AWS_*`, `S3RS_BUCKET`, `S3RS_BASE_PATH` and `S3RS_GLOBAL_KEYPREFIX`, with the
+/// global flags that have such a variable written into it, then `--env`.
+pub fn run(
+    args: ServeArgs,
+    store: &ConfigInput,
+    global_keyprefix: Option<&str>,
+) -> Result<ExitCode, Error> {
+    let env = component_env(args.env, store, global_keyprefix)?;
+    let component = args.component.unwrap_or_else(default_task_status_path);
+    let serving = ProxyServer::load(&component)?
+        .with_env(env)
+        .bind(args.listen)?;
+    eprintln!(
+        "serving {} at http://{}/ (the task-status app: GET /tasks/{{id}}, DELETE /tasks/{{id}}, GET /healthz)",
+        component.display(),
+        serving.local_addr()
+    );
+    serving.wait()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn component_env(
+    extra: Vec<(String, String)>,
+    store: &ConfigInput,
+    global_keyprefix: Option<&str>,
+) -> Result<Vec<(String, String)>, Error> {
+    // The store's settings without an environment variable cannot reach the component.
+    let unsupported = [
+        (
+            "--addressing-style",
+            store.addressing_style != AddressingStyle::Auto,
+        ),
+        ("--max-attempts", store.max_attempts.is_some()),
+        (
+            "--operation-timeout-ms",
+            store.operation_timeout_ms.is_some(),
+        ),
+        ("--connect-timeout-ms", store.connect_timeout_ms.is_some()),
+        (
+            "--first-byte-timeout-ms",
+            store.first_byte_timeout_ms.is_some(),
+        ),
+        (
+            "--between-bytes-timeout-ms",
+            store.between_bytes_timeout_ms.is_some(),
+        ),
+        ("--max-value-bytes", store.max_value_bytes.is_some()),
+    ];
+    if let Some((flag, _)) = unsupported.iter().find(|(_, set)| *set) {
+        return Err(Error::Store(StoreError::InvalidConfig(format!(
+            "{flag} does not apply to serve: the component takes its configuration from its \
+             environment (S3RS_BUCKET, S3RS_BASE_PATH, S3RS_GLOBAL_KEYPREFIX, AWS_*)"
+        ))));
+    }
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| {
+            k.starts_with("AWS_")
+                || matches!(
+                    k.as_str(),
+                    "S3RS_BUCKET" | "S3RS_BASE_PATH" | "S3RS_GLOBAL_KEYPREFIX"
+                )
+        })
+        .collect();
+    let flags = [
+        ("AWS_ENDPOINT_URL_S3", &store.endpoint_url),
+        ("AWS_REGION", &store.region),
+        ("AWS_ACCESS_KEY_ID", &store.access_key_id),
+        ("AWS_SECRET_ACCESS_KEY", &store.secret_access_key),
+        ("AWS_SESSION_TOKEN", &store.session_token),
+        ("S3RS_BUCKET", &store.bucket_name),
+        ("S3RS_BASE_PATH", &store.base_path),
+    ];
+    let keyprefix = global_keyprefix.map(str::to_owned);
+    let flags = flags
+        .into_iter()
+        .chain([("S3RS_GLOBAL_KEYPREFIX", &keyprefix)])
+        .filter_map(|(name, value)| Some((name.to_owned(), value.clone()?)));
+    for (name, value) in flags.chain(extra) {
+        env.retain(|(k, _)| *k != name);
+        env.push((name, value));
+    }
+    Ok(env)
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not NAME=VALUE")),
+    }
+}
