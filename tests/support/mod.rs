@@ -167,7 +167,8 @@ pub fn report(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-fn python() -> PathBuf {
+/// The Python with boto3 and Celery: `S3RS_PYTHON`, else the checkout's `.venv`, else `python3`.
+pub fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("S3RS_PYTHON") {
         return p.into();
     }
