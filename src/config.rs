@@ -442,7 +442,7 @@ fn is_ip_literal(host: &str) -> bool {
 
 /// The names S3 has ever accepted (legacy us-east-1 names included): anything else could not
 /// name a bucket and might change the request's path.
-fn validate_bucket(bucket: &str) -> Result<(), Error> {
+pub(crate) fn validate_bucket(bucket: &str) -> Result<(), Error> {
     let ok = (3..=255).contains(&bucket.len())
         && bucket
             .bytes()

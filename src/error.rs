@@ -45,6 +45,8 @@ pub enum Error {
     S3(S3ErrorInfo),
     Transport(String),
     Timeout(String),
+    /// The server lacks a feature the operation needs (conditional writes).
+    Unsupported(String),
 }
 
 impl fmt::Display for Error {
@@ -66,6 +68,7 @@ impl fmt::Display for Error {
             Error::S3(info) => write!(f, "S3 error: {info}"),
             Error::Transport(reason) => write!(f, "transport error: {reason}"),
             Error::Timeout(reason) => write!(f, "timed out: {reason}"),
+            Error::Unsupported(reason) => write!(f, "not supported by the server: {reason}"),
         }
     }
 }

@@ -6,10 +6,12 @@
 
 pub mod bulk;
 pub mod celery;
+pub mod conditional;
 pub mod config;
 pub mod error;
 pub mod integrity;
 pub mod key;
+pub mod keyvalue;
 pub mod request;
 pub mod response;
 pub mod retry;

@@ -10,6 +10,8 @@ use crate::key::ObjectKey;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Operation {
     Get,
+    /// Whether an object exists, without its value.
+    Head,
     Put,
     Delete,
 }
@@ -18,6 +20,7 @@ impl Operation {
     pub fn method(self) -> Method {
         match self {
             Operation::Get => Method::GET,
+            Operation::Head => Method::HEAD,
             Operation::Put => Method::PUT,
             Operation::Delete => Method::DELETE,
         }
@@ -55,7 +58,7 @@ pub fn build(
 ) -> Result<Request<Vec<u8>>, Error> {
     let uri = object_uri(config, key)?;
     let mut builder = Request::builder().method(operation.method()).uri(uri);
-    if operation != Operation::Get {
+    if !matches!(operation, Operation::Get | Operation::Head) {
         // Explicit because WASI HTTP checks the bytes written against it, and because some
         // servers (s3s) refuse a DELETE without it. Celery sets no Content-Type; neither do we.
         builder = builder.header(header::CONTENT_LENGTH, body.len());

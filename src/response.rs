@@ -17,8 +17,8 @@ pub struct Response {
 /// At most this much of a non-XML error body is quoted in a message.
 const QUOTE_LIMIT: usize = 200;
 
-/// The result of `operation` given its response: `Some(body)` for a found object, `None` for a
-/// missing one (GET) or for success without a value (PUT, DELETE).
+/// The result of `operation` given its response: `Some(body)` for a found object (empty for
+/// HEAD), `None` for a missing one (GET, HEAD) or for success without a value (PUT, DELETE).
 pub fn outcome(
     operation: Operation,
     bucket: &str,
@@ -32,6 +32,8 @@ pub fn outcome(
                 crate::integrity::check_etag(&response.headers, &response.body)?;
                 Ok(Some(response.body))
             }
+            // Content-Length and ETag describe the object, not the (empty) body.
+            Operation::Head => Ok(Some(Vec::new())),
             Operation::Put | Operation::Delete => Ok(None),
         };
     }
@@ -255,6 +257,23 @@ mod tests {
         assert!(
             matches!(outcome(Operation::Get, "b", r), Err(Error::Transport(m)) if m.contains("3 bytes"))
         );
+    }
+
+    #[test]
+    fn head_answers_whether_the_object_exists_whatever_its_length() {
+        let mut r = response(200, "");
+        r.headers
+            .insert(header::CONTENT_LENGTH, "5000".parse().unwrap());
+        r.headers.insert(
+            header::ETAG,
+            "\"0123456789abcdef0123456789abcdef\"".parse().unwrap(),
+        );
+        assert_eq!(outcome(Operation::Head, "b", r), Ok(Some(Vec::new())));
+        assert_eq!(outcome(Operation::Head, "b", response(404, "")), Ok(None));
+        assert!(matches!(
+            outcome(Operation::Head, "b", response(403, "")),
+            Err(Error::AccessDenied(_))
+        ));
     }
 
     #[test]

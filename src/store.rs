@@ -172,7 +172,7 @@ impl<T: Transport, S: System> Store<T, S> {
     }
 
     /// The unsigned request for one operation, after every check that needs no network.
-    fn prepare(
+    pub(crate) fn prepare(
         &self,
         operation: Operation,
         key: &str,
@@ -259,6 +259,11 @@ impl<T: Transport, S: System> Store<T, S> {
     /// Wall-clock time as the store's system tells it (for Celery's `date_done`).
     pub fn now(&self) -> SystemTime {
         self.system.now()
+    }
+
+    /// The store's system, for callers that wait or draw random numbers between requests.
+    pub(crate) fn system(&self) -> &S {
+        &self.system
     }
 
     fn attempt(

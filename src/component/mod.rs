@@ -1,6 +1,7 @@
 //! The wasm-only layer: WIT bindings, the export glue that maps WIT types to the core and
 //! back, and the `wasi:http` transport.
 
+mod keyvalue;
 mod tasks;
 mod transport;
 
@@ -151,5 +152,6 @@ pub(crate) fn wit_error(e: Error) -> wit::Error {
         Error::S3(i) => wit::Error::S3(info(i)),
         Error::Transport(m) => wit::Error::Transport(m),
         Error::Timeout(m) => wit::Error::Timeout(m),
+        Error::Unsupported(m) => wit::Error::Unsupported(m),
     }
 }

@@ -73,6 +73,8 @@ impl Transport for WasiHttp {
 struct Started {
     future: FutureIncomingResponse,
     written: Result<(), Error>,
+    /// A HEAD response's Content-Length is the object's, not its (empty) body's.
+    head: bool,
 }
 
 fn start(request: &http::Request<Vec<u8>>, limits: &TransportLimits) -> Result<Started, Error> {
@@ -86,14 +88,19 @@ fn start(request: &http::Request<Vec<u8>>, limits: &TransportLimits) -> Result<S
         .map_err(|e| http_error(&e))?;
     let written = write_body(&outgoing_body, request.body())
         .and_then(|()| OutgoingBody::finish(outgoing_body, None).map_err(|e| http_error(&e)));
-    Ok(Started { future, written })
+    let head = request.method() == http::Method::HEAD;
+    Ok(Started {
+        future,
+        written,
+        head,
+    })
 }
 
 fn finish(started: &Started, limits: &TransportLimits) -> Result<Response, Error> {
     // A server may answer (403, 503) before reading the whole body; its answer says more
     // than the broken pipe does.
     match (
-        wait(&started.future, limits.max_body_bytes),
+        wait(&started.future, limits.max_body_bytes, started.head),
         &started.written,
     ) {
         (Ok(response), _) => Ok(response),
@@ -177,7 +184,7 @@ fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), Error> {
     stream.blocking_flush().map_err(stream_error)
 }
 
-fn wait(future: &FutureIncomingResponse, max_body: u64) -> Result<Response, Error> {
+fn wait(future: &FutureIncomingResponse, max_body: u64, head: bool) -> Result<Response, Error> {
     let incoming = loop {
         match future.get() {
             Some(result) => break result,
@@ -200,7 +207,8 @@ fn wait(future: &FutureIncomingResponse, max_body: u64) -> Result<Response, Erro
     }
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .filter(|_| !head);
     if let Some(declared) = declared
         && declared > max_body
     {

@@ -10,6 +10,7 @@
 //! | `S3RS_TEST_REGION` | signing region (default `us-east-1`) |
 //! | `S3RS_TEST_SERVER` | name shown in output (`garage`, `minio`, `aws`, ...) |
 //! | `S3RS_TEST_VERIFIES_SIGNATURES` | `0` for servers that accept any signature (moto) |
+//! | `S3RS_TEST_CONDITIONAL_WRITES` | `0` for servers that ignore If-Match / If-None-Match (Garage) |
 //! | `S3RS_PYTHON` | Python with boto3 for the independent client (default `.venv/bin/python`) |
 
 pub mod fault_proxy;
@@ -32,6 +33,9 @@ pub struct TestServer {
     pub secret_access_key: String,
     pub bucket: String,
     pub verifies_signatures: bool,
+    /// Whether PUT honours If-Match / If-None-Match (AWS, MinIO, s3s, moto) rather than
+    /// ignoring them (Garage 2.5).
+    pub conditional_writes: bool,
     /// Whether objects are files (s3s-fs): such a server cannot hold a key ending in '/' or
     /// with '.'/'..' segments, and folds '//' into '/'.
     pub keys_are_paths: bool,
@@ -58,6 +62,7 @@ impl TestServer {
             secret_access_key: need("S3RS_TEST_SECRET_ACCESS_KEY"),
             bucket: need("S3RS_TEST_BUCKET"),
             verifies_signatures: var("S3RS_TEST_VERIFIES_SIGNATURES").as_deref() != Some("0"),
+            conditional_writes: var("S3RS_TEST_CONDITIONAL_WRITES").as_deref() != Some("0"),
             keys_are_paths: false,
             _local: None,
         }
@@ -81,6 +86,7 @@ impl TestServer {
             secret_access_key: local.secret_key().to_owned(),
             bucket,
             verifies_signatures: true,
+            conditional_writes: true,
             keys_are_paths: true,
             _local: Some(local),
         }
@@ -97,6 +103,20 @@ impl TestServer {
             base_path: Some(base_path.to_owned()),
             ..ConfigInput::default()
         }
+    }
+
+    /// The environment an AWS client (and the component's `wasi:keyvalue`) would take this
+    /// server from.
+    pub fn aws_env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", &self.endpoint),
+            ("AWS_REGION", &self.region),
+            ("AWS_ACCESS_KEY_ID", &self.access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", &self.secret_access_key),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect()
     }
 
     /// Keys under `prefix`, as an independent client (boto3, ListObjectsV2) sees them.

@@ -18,6 +18,8 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::result_store::s3::tasks;
+pub use exports::wasi::keyvalue0_2_0_draft as kv_draft;
+pub use exports::wasi::keyvalue0_2_0_draft2 as kv_draft2;
 pub use result_store::s3::types as wit;
 
 pub fn wit_config(c: &ConfigInput) -> wit::Config {
@@ -62,5 +64,6 @@ pub fn core_error(e: wit::Error) -> Error {
         wit::Error::S3(i) => Error::S3(info(i)),
         wit::Error::Transport(m) => Error::Transport(m),
         wit::Error::Timeout(m) => Error::Timeout(m),
+        wit::Error::Unsupported(m) => Error::Unsupported(m),
     }
 }

@@ -7,6 +7,8 @@ use std::fmt;
 pub enum Error {
     /// The store refused or failed the operation: the WIT `error` variant, as the core's enum.
     Store(s3_result_store::Error),
+    /// A `wasi:keyvalue` call failed: its own error (no such store, access denied, other).
+    KeyValue(s3_result_store::keyvalue::KvError),
     /// The component could not be loaded or instantiated, or it trapped. Never expected from
     /// a correct component; kept apart so callers can tell a bug from an S3 answer.
     Runtime(wasmtime::Error),
@@ -17,7 +19,7 @@ impl Error {
     pub fn store_error(&self) -> Option<&s3_result_store::Error> {
         match self {
             Error::Store(e) => Some(e),
-            Error::Runtime(_) => None,
+            Error::KeyValue(_) | Error::Runtime(_) => None,
         }
     }
 }
@@ -26,6 +28,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Store(e) => e.fmt(f),
+            Error::KeyValue(e) => e.fmt(f),
             Error::Runtime(e) => write!(f, "component runtime failure: {e:#}"),
         }
     }
@@ -35,6 +38,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Store(e) => Some(e),
+            Error::KeyValue(e) => Some(e),
             Error::Runtime(e) => Some(e.as_ref()),
         }
     }

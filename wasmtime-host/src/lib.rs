@@ -23,6 +23,7 @@
 mod bindings;
 mod engine;
 mod error;
+pub mod keyvalue;
 pub mod local_s3;
 mod runtime;
 mod sender;
@@ -32,8 +33,10 @@ mod tasks;
 
 pub use engine::{PoolingOptions, RuntimeOptions};
 pub use error::Error;
+pub use keyvalue::{Cas, Cursor, KeyPage, KeyValueBucket, KvVersion, Swap};
 pub use runtime::{Runtime, default_component_path};
 pub use s3_result_store::celery::{self, Extended, State, TaskMeta};
+pub use s3_result_store::keyvalue::KvError;
 pub use s3_result_store::{AddressingStyle, ConfigInput, S3ErrorInfo};
 pub use sender::PooledSender;
 pub use serve::{ProxyServer, Serving, default_task_status_path};

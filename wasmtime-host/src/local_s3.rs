@@ -28,6 +28,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 /// Small on purpose: the server shares a 2-core machine with wasmtime and the tests.
+mod linearized;
+
 const WORKER_THREADS: usize = 2;
 /// How long in-flight requests may finish once shutdown starts; idle keep-alive
 /// connections close immediately.
@@ -145,7 +147,7 @@ impl LocalS3 {
         let fs = FileSystem::new(&data_dir)
             .map_err(|e| anyhow!("opening S3 data dir {}: {e:?}", data_dir.display()))?;
 
-        let mut builder = S3ServiceBuilder::new(fs);
+        let mut builder = S3ServiceBuilder::new(linearized::Linearized::new(fs));
         builder.set_auth(SingleKeyAuth {
             access_key: access_key.clone(),
             secret_key: SecretKey::from(secret_key.as_str()),

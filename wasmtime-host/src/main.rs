@@ -161,7 +161,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             match e {
-                Error::Store(_) => ExitCode::from(3),
+                Error::Store(_) | Error::KeyValue(_) => ExitCode::from(3),
                 Error::Runtime(_) => ExitCode::from(4),
             }
         }

@@ -14,6 +14,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::{self, ComponentPre};
 use crate::engine::{self, RuntimeOptions};
 use crate::error::Error;
+use crate::keyvalue::{KeyValueBucket, KvVersion};
 use crate::sender::PooledSender;
 use crate::store::ResultStore;
 use crate::tasks::TaskStore;
@@ -256,6 +257,18 @@ impl Runtime {
         let config = self.fit_to_memory(config)?;
         let (store, instance) = self.instantiate()?;
         TaskStore::open(store, instance, &config, global_keyprefix)
+    }
+
+    /// Opens a `wasi:keyvalue` bucket at `version`: a fresh instance and one `bucket`.
+    /// `identifier` is `bucket`, `bucket/prefix` or `s3://bucket/prefix`; endpoint, region and
+    /// credentials come from the environment given with [`Runtime::with_env`].
+    pub fn open_keyvalue(
+        &self,
+        version: KvVersion,
+        identifier: &str,
+    ) -> Result<KeyValueBucket, Error> {
+        let (store, instance) = self.instantiate()?;
+        KeyValueBucket::open(store, instance, version, identifier)
     }
 
     /// Under a memory cap (pooling), `max-value-bytes` defaults to what an instance can hold,

@@ -1,0 +1,337 @@
+//! The typed API over the component's `wasi:keyvalue` exports, at either draft: what an
+//! application linked against the component sees, for tests and tools on the host.
+
+use s3_result_store::keyvalue::{Entry, KvError};
+use wasmtime::Store;
+use wasmtime::component::ResourceAny;
+
+use crate::bindings::{Component, kv_draft as draft, kv_draft2 as draft2};
+use crate::error::Error;
+use crate::runtime::HostState;
+
+/// Which `wasi:keyvalue` the calls go through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvVersion {
+    /// `wasi:keyvalue@0.2.0-draft` (wasmtime's): numeric cursors, unsigned increment.
+    Draft,
+    /// `wasi:keyvalue@0.2.0-draft2` (Spin's): token cursors, signed increment, compare-and-swap.
+    Draft2,
+}
+
+/// Where a listing continues: a continuation token (draft2) or a position (draft).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cursor {
+    Token(String),
+    Position(u64),
+}
+
+/// One page of keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyPage {
+    pub keys: Vec<String>,
+    pub cursor: Option<Cursor>,
+}
+
+/// A compare-and-swap begun with [`KeyValueBucket::cas`] (draft2).
+#[derive(Debug)]
+pub struct Cas(ResourceAny);
+
+/// What became of a swap.
+#[derive(Debug)]
+pub enum Swap {
+    Done,
+    /// Another write came first; this is the key as it is now, for a retry.
+    Changed(Cas),
+}
+
+/// An open `bucket` resource, backed by its own component instance.
+pub struct KeyValueBucket {
+    store: Store<HostState>,
+    bindings: Component,
+    bucket: ResourceAny,
+    version: KvVersion,
+}
+
+impl From<draft::store::Error> for KvError {
+    fn from(e: draft::store::Error) -> KvError {
+        match e {
+            draft::store::Error::NoSuchStore => KvError::NoSuchStore,
+            draft::store::Error::AccessDenied => KvError::AccessDenied,
+            draft::store::Error::Other(m) => KvError::Other(m),
+        }
+    }
+}
+
+impl From<draft2::store::Error> for KvError {
+    fn from(e: draft2::store::Error) -> KvError {
+        match e {
+            draft2::store::Error::NoSuchStore => KvError::NoSuchStore,
+            draft2::store::Error::AccessDenied => KvError::AccessDenied,
+            draft2::store::Error::Other(m) => KvError::Other(m),
+        }
+    }
+}
+
+/// The interface `$iface` of the draft `$version` in `$bindings`.
+macro_rules! interface {
+    ($bindings:expr, Draft, store) => {
+        $bindings.wasi_keyvalue0_2_0_draft_store()
+    };
+    ($bindings:expr, Draft2, store) => {
+        $bindings.wasi_keyvalue0_2_0_draft2_store()
+    };
+    ($bindings:expr, Draft, batch) => {
+        $bindings.wasi_keyvalue0_2_0_draft_batch()
+    };
+    ($bindings:expr, Draft2, batch) => {
+        $bindings.wasi_keyvalue0_2_0_draft2_batch()
+    };
+}
+
+/// The same call at whichever draft the bucket was opened with; both answer the same types
+/// but for the error, which becomes a [`KvError`].
+macro_rules! either {
+    ($self:ident, $iface:ident, |$i:ident| $call:expr) => {
+        match $self.version {
+            KvVersion::Draft => {
+                let $i = interface!($self.bindings, Draft, $iface);
+                $call?.map_err(|e| Error::KeyValue(e.into()))
+            }
+            KvVersion::Draft2 => {
+                let $i = interface!($self.bindings, Draft2, $iface);
+                $call?.map_err(|e| Error::KeyValue(e.into()))
+            }
+        }
+    };
+}
+
+impl KeyValueBucket {
+    pub(crate) fn open(
+        mut store: Store<HostState>,
+        bindings: Component,
+        version: KvVersion,
+        identifier: &str,
+    ) -> Result<KeyValueBucket, Error> {
+        let bucket = match version {
+            KvVersion::Draft => interface!(bindings, Draft, store)
+                .call_open(&mut store, identifier)?
+                .map_err(|e| Error::KeyValue(e.into()))?,
+            KvVersion::Draft2 => interface!(bindings, Draft2, store)
+                .call_open(&mut store, identifier)?
+                .map_err(|e| Error::KeyValue(e.into()))?,
+        };
+        Ok(KeyValueBucket {
+            store,
+            bindings,
+            bucket,
+            version,
+        })
+    }
+
+    pub fn version(&self) -> KvVersion {
+        self.version
+    }
+
+    pub fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        either!(self, store, |i| i.bucket().call_get(
+            &mut self.store,
+            self.bucket,
+            key
+        ))
+    }
+
+    pub fn set(&mut self, key: &str, value: &[u8]) -> Result<(), Error> {
+        either!(self, store, |i| i.bucket().call_set(
+            &mut self.store,
+            self.bucket,
+            key,
+            value
+        ))
+    }
+
+    pub fn delete(&mut self, key: &str) -> Result<(), Error> {
+        either!(self, store, |i| i.bucket().call_delete(
+            &mut self.store,
+            self.bucket,
+            key
+        ))
+    }
+
+    pub fn exists(&mut self, key: &str) -> Result<bool, Error> {
+        either!(self, store, |i| i.bucket().call_exists(
+            &mut self.store,
+            self.bucket,
+            key
+        ))
+    }
+
+    /// One page of keys from `cursor` (the start when `None`). The cursor must be of this
+    /// bucket's draft: a token for draft2, a position for draft.
+    pub fn list_keys(&mut self, cursor: Option<&Cursor>) -> Result<KeyPage, Error> {
+        let wrong_cursor = || {
+            Error::KeyValue(KvError::Other(format!(
+                "a {cursor:?} is no cursor of wasi:keyvalue {:?}",
+                self.version
+            )))
+        };
+        match self.version {
+            KvVersion::Draft => {
+                let position = match cursor {
+                    None => None,
+                    Some(Cursor::Position(p)) => Some(*p),
+                    Some(Cursor::Token(_)) => return Err(wrong_cursor()),
+                };
+                let page = interface!(self.bindings, Draft, store)
+                    .bucket()
+                    .call_list_keys(&mut self.store, self.bucket, position)?
+                    .map_err(|e| Error::KeyValue(e.into()))?;
+                Ok(KeyPage {
+                    keys: page.keys,
+                    cursor: page.cursor.map(Cursor::Position),
+                })
+            }
+            KvVersion::Draft2 => {
+                let token = match cursor {
+                    None => None,
+                    Some(Cursor::Token(t)) => Some(t.as_str()),
+                    Some(Cursor::Position(_)) => return Err(wrong_cursor()),
+                };
+                let page = interface!(self.bindings, Draft2, store)
+                    .bucket()
+                    .call_list_keys(&mut self.store, self.bucket, token)?
+                    .map_err(|e| Error::KeyValue(e.into()))?;
+                Ok(KeyPage {
+                    keys: page.keys,
+                    cursor: page.cursor.map(Cursor::Token),
+                })
+            }
+        }
+    }
+
+    /// Every key, page after page.
+    pub fn all_keys(&mut self) -> Result<Vec<String>, Error> {
+        let mut keys = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.list_keys(cursor.as_ref())?;
+            keys.extend(page.keys);
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(keys),
+            }
+        }
+    }
+
+    pub fn get_many(&mut self, keys: &[String]) -> Result<Vec<Option<Entry>>, Error> {
+        either!(self, batch, |i| i.call_get_many(
+            &mut self.store,
+            self.bucket,
+            keys
+        ))
+    }
+
+    pub fn set_many(&mut self, entries: &[(String, Vec<u8>)]) -> Result<(), Error> {
+        either!(self, batch, |i| i.call_set_many(
+            &mut self.store,
+            self.bucket,
+            entries
+        ))
+    }
+
+    pub fn delete_many(&mut self, keys: &[String]) -> Result<(), Error> {
+        either!(self, batch, |i| i.call_delete_many(
+            &mut self.store,
+            self.bucket,
+            keys
+        ))
+    }
+
+    /// Adds `delta` to the counter under `key` (0 when missing); returns the new value. At
+    /// draft, whose counters are unsigned, `delta` must not be negative.
+    pub fn increment(&mut self, key: &str, delta: i64) -> Result<i64, Error> {
+        match self.version {
+            KvVersion::Draft2 => self
+                .bindings
+                .wasi_keyvalue0_2_0_draft2_atomics()
+                .call_increment(&mut self.store, self.bucket, key, delta)?
+                .map_err(|e| Error::KeyValue(e.into())),
+            KvVersion::Draft => {
+                let delta = u64::try_from(delta).map_err(|_| {
+                    Error::KeyValue(KvError::Other(
+                        "wasi:keyvalue 0.2.0-draft counters only go up".into(),
+                    ))
+                })?;
+                let value = self
+                    .bindings
+                    .wasi_keyvalue0_2_0_draft_atomics()
+                    .call_increment(&mut self.store, self.bucket, key, delta)?
+                    .map_err(|e| Error::KeyValue(e.into()))?;
+                i64::try_from(value)
+                    .map_err(|_| Error::KeyValue(KvError::Other(format!("the counter is {value}"))))
+            }
+        }
+    }
+
+    /// Starts a compare-and-swap on `key` (draft2 only).
+    pub fn cas(&mut self, key: &str) -> Result<Cas, Error> {
+        self.require_draft2("compare-and-swap")?;
+        let cas = self
+            .bindings
+            .wasi_keyvalue0_2_0_draft2_atomics()
+            .cas()
+            .call_new(&mut self.store, self.bucket, key)?
+            .map_err(|e| Error::KeyValue(e.into()))?;
+        Ok(Cas(cas))
+    }
+
+    /// The value `cas` read.
+    pub fn cas_current(&mut self, cas: &Cas) -> Result<Option<Vec<u8>>, Error> {
+        self.bindings
+            .wasi_keyvalue0_2_0_draft2_atomics()
+            .cas()
+            .call_current(&mut self.store, cas.0)?
+            .map_err(|e| Error::KeyValue(e.into()))
+    }
+
+    /// Writes `value` if the key is still as `cas` read it.
+    pub fn swap(&mut self, cas: Cas, value: &[u8]) -> Result<Swap, Error> {
+        let answer = self
+            .bindings
+            .wasi_keyvalue0_2_0_draft2_atomics()
+            .call_swap(&mut self.store, cas.0, value)?;
+        match answer {
+            Ok(()) => Ok(Swap::Done),
+            Err(draft2::atomics::CasError::CasFailed(fresh)) => Ok(Swap::Changed(Cas(fresh))),
+            Err(draft2::atomics::CasError::StoreError(e)) => Err(Error::KeyValue(e.into())),
+        }
+    }
+
+    /// Ends a compare-and-swap without swapping.
+    pub fn drop_cas(&mut self, cas: Cas) -> Result<(), Error> {
+        Ok(cas.0.resource_drop(&mut self.store)?)
+    }
+
+    fn require_draft2(&self, what: &str) -> Result<(), Error> {
+        match self.version {
+            KvVersion::Draft2 => Ok(()),
+            KvVersion::Draft => Err(Error::KeyValue(KvError::Other(format!(
+                "wasi:keyvalue 0.2.0-draft has no {what}"
+            )))),
+        }
+    }
+}
+
+impl std::fmt::Debug for KeyValueBucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyValueBucket")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for KeyValueBucket {
+    fn drop(&mut self) {
+        // As for the other resources: let the guest run its destructor; nowhere to report.
+        let _ = self.bucket.resource_drop(&mut self.store);
+    }
+}
