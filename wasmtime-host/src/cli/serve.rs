@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use s3_result_store_host::{
-    AddressingStyle, ConfigInput, Error, ProxyServer, StoreError, default_task_status_path,
+    AddressingStyle, ConfigInput, Error, ProxyServer, default_task_status_path,
 };
 
 #[derive(Args)]
@@ -31,7 +31,14 @@ pub fn run(
     store: &ConfigInput,
     global_keyprefix: Option<&str>,
 ) -> Result<ExitCode, Error> {
-    let env = component_env(args.env, store, global_keyprefix)?;
+    if let Some(flag) = unsupported_flag(store) {
+        eprintln!(
+            "error: {flag} does not apply to serve: the component takes its configuration from \
+             its environment (S3RS_BUCKET, S3RS_BASE_PATH, S3RS_GLOBAL_KEYPREFIX, AWS_*)"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let env = component_env(std::env::vars(), store, global_keyprefix, args.env);
     let component = args.component.unwrap_or_else(default_task_status_path);
     let serving = ProxyServer::load(&component)?
         .with_env(env)
@@ -45,13 +52,10 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-fn component_env(
-    extra: Vec<(String, String)>,
-    store: &ConfigInput,
-    global_keyprefix: Option<&str>,
-) -> Result<Vec<(String, String)>, Error> {
-    // The store's settings without an environment variable cannot reach the component.
-    let unsupported = [
+/// A store setting given on the command line that has no environment variable, so it could
+/// not reach the component.
+fn unsupported_flag(store: &ConfigInput) -> Option<&'static str> {
+    [
         (
             "--addressing-style",
             store.addressing_style != AddressingStyle::Auto,
@@ -71,14 +75,19 @@ fn component_env(
             store.between_bytes_timeout_ms.is_some(),
         ),
         ("--max-value-bytes", store.max_value_bytes.is_some()),
-    ];
-    if let Some((flag, _)) = unsupported.iter().find(|(_, set)| *set) {
-        return Err(Error::Store(StoreError::InvalidConfig(format!(
-            "{flag} does not apply to serve: the component takes its configuration from its \
-             environment (S3RS_BUCKET, S3RS_BASE_PATH, S3RS_GLOBAL_KEYPREFIX, AWS_*)"
-        ))));
-    }
-    let mut env: Vec<(String, String)> = std::env::vars()
+    ]
+    .into_iter()
+    .find_map(|(flag, set)| set.then_some(flag))
+}
+
+/// The host's documented variables, then the flags that have one, then `--env`; later wins.
+fn component_env(
+    host: impl Iterator<Item = (String, String)>,
+    store: &ConfigInput,
+    global_keyprefix: Option<&str>,
+    extra: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = host
         .filter(|(k, _)| {
             k.starts_with("AWS_")
                 || matches!(
@@ -87,6 +96,7 @@ fn component_env(
                 )
         })
         .collect();
+    let keyprefix = global_keyprefix.map(str::to_owned);
     let flags = [
         ("AWS_ENDPOINT_URL_S3", &store.endpoint_url),
         ("AWS_REGION", &store.region),
@@ -95,22 +105,76 @@ fn component_env(
         ("AWS_SESSION_TOKEN", &store.session_token),
         ("S3RS_BUCKET", &store.bucket_name),
         ("S3RS_BASE_PATH", &store.base_path),
-    ];
-    let keyprefix = global_keyprefix.map(str::to_owned);
-    let flags = flags
-        .into_iter()
-        .chain([("S3RS_GLOBAL_KEYPREFIX", &keyprefix)])
-        .filter_map(|(name, value)| Some((name.to_owned(), value.clone()?)));
+        ("S3RS_GLOBAL_KEYPREFIX", &keyprefix),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name.to_owned(), value.clone()?)));
     for (name, value) in flags.chain(extra) {
         env.retain(|(k, _)| *k != name);
         env.push((name, value));
     }
-    Ok(env)
+    env
 }
 
 fn parse_env(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
         _ => Err(format!("{text:?} is not NAME=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_of_the_component() {
+        let host = pairs(&[
+            ("HOME", "/root"),
+            ("AWS_REGION", "eu-west-1"),
+            ("S3RS_BUCKET", "from-env"),
+            ("S3RS_COMPONENT", "x.wasm"),
+        ]);
+        let store = ConfigInput {
+            bucket_name: Some("from-flag".into()),
+            endpoint_url: Some("http://127.0.0.1:9000".into()),
+            ..ConfigInput::default()
+        };
+        let mut env = component_env(
+            host.into_iter(),
+            &store,
+            Some("app"),
+            pairs(&[("AWS_REGION", "garage"), ("EXTRA", "1")]),
+        );
+        env.sort();
+        assert_eq!(
+            env,
+            pairs(&[
+                ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9000"),
+                ("AWS_REGION", "garage"),
+                ("EXTRA", "1"),
+                ("S3RS_BUCKET", "from-flag"),
+                ("S3RS_GLOBAL_KEYPREFIX", "app"),
+            ])
+        );
+    }
+
+    #[test]
+    fn flags_without_a_variable_are_refused() {
+        assert_eq!(unsupported_flag(&ConfigInput::default()), None);
+        let store = ConfigInput {
+            max_attempts: Some(2),
+            ..ConfigInput::default()
+        };
+        assert_eq!(unsupported_flag(&store), Some("--max-attempts"));
+        assert!(parse_env("A=b=c").is_ok_and(|kv| kv == ("A".into(), "b=c".into())));
+        assert!(parse_env("=x").is_err());
+        assert!(parse_env("novalue").is_err());
     }
 }
