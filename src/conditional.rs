@@ -92,8 +92,9 @@ pub fn parse_versioned(bucket: &str, response: Response) -> Result<Option<Versio
         return Ok(None);
     };
     let etag = etag.ok_or_else(|| {
-        Error::Transport(
-            "the server sent an object without an ETag; it cannot be updated safely".into(),
+        Error::Unsupported(
+            "the server sends objects without an ETag, so they cannot be updated conditionally"
+                .into(),
         )
     })?;
     Ok(Some(Versioned {
@@ -162,8 +163,8 @@ impl<T: Transport, S: System> Store<T, S> {
 
     /// A fresh id for one conditional write.
     pub fn new_write_id(&self) -> String {
-        let random = self.system().random();
-        let more = self.system().random().rotate_left(32);
+        let random = self.random();
+        let more = self.random().rotate_left(32);
         format!("{random:016x}{more:016x}")
     }
 
@@ -212,8 +213,8 @@ impl<T: Transport, S: System> Store<T, S> {
                         // its precondition against our own write.
                         return Ok(read.value.clone());
                     }
-                    let wait = crate::retry::backoff(conflict, self.system().random());
-                    self.system().sleep(wait);
+                    let wait = crate::retry::backoff(conflict, self.random());
+                    self.sleep(wait);
                 }
             }
         }

@@ -261,9 +261,14 @@ impl<T: Transport, S: System> Store<T, S> {
         self.system.now()
     }
 
-    /// The store's system, for callers that wait or draw random numbers between requests.
-    pub(crate) fn system(&self) -> &S {
-        &self.system
+    /// Randomness from the store's system (write ids, jitter between conflicting writes).
+    pub(crate) fn random(&self) -> u64 {
+        self.system.random()
+    }
+
+    /// Waits on the store's system clock (between conflicting writes).
+    pub(crate) fn sleep(&self, duration: Duration) {
+        self.system.sleep(duration);
     }
 
     fn attempt(

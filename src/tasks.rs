@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::bulk;
 use crate::celery::{self, State, TaskMeta};
+use crate::conditional::{self, Precondition, PutIf};
 use crate::error::Error;
 use crate::store::{Store, System, Transport};
 
@@ -31,7 +32,7 @@ impl<T: Transport, S: System> TaskStore<T, S> {
     /// Writes `meta` as Celery would, and returns what the task's meta now is. Ready states get
     /// `date_done` (now, unless given); other states never carry one. As in Celery, a task
     /// whose stored state is SUCCESS keeps it: the write is skipped and the stored meta
-    /// returned.
+    /// returned; unlike Celery, also when the SUCCESS lands between the read and the write.
     pub fn store_result(&self, mut meta: TaskMeta) -> Result<TaskMeta, Error> {
         let key = celery::task_key(&self.global_keyprefix, &meta.task_id)?;
         if meta.state.is_ready() {
@@ -41,12 +42,36 @@ impl<T: Transport, S: System> TaskStore<T, S> {
         } else {
             meta.date_done = None;
         }
-        let current = TaskMeta::decode(&meta.task_id, self.store.get(&key)?.as_deref())?;
-        if current.state == State::Success {
-            return Ok(current);
+        // Celery reads, then writes: a SUCCESS stored in between is overwritten. Here the write
+        // is conditional on the version read, so it cannot be. (A server that ignores the
+        // precondition, like Garage, gives Celery's behaviour; no worse.)
+        let write_id = self.store.new_write_id();
+        let body = meta.encode();
+        let mut read = self.store.get_versioned(&key)?;
+        for conflict in 0..conditional::MAX_CONFLICTS {
+            let value = read.as_ref().map(|r| r.value.as_slice());
+            let current = TaskMeta::decode(&meta.task_id, value)?;
+            if current.state == State::Success {
+                return Ok(current);
+            }
+            let precondition = Precondition::of(read.as_ref());
+            match self
+                .store
+                .put_if(&key, body.clone(), &precondition, &write_id)?
+            {
+                PutIf::Written => return Ok(meta),
+                PutIf::Conflict => {
+                    read = self.store.get_versioned(&key)?;
+                    if read.as_ref().and_then(|r| r.write_id.as_deref()) == Some(&write_id) {
+                        // Our earlier attempt landed; its answer was lost.
+                        return Ok(meta);
+                    }
+                    let wait = crate::retry::backoff(conflict, self.store.random());
+                    self.store.sleep(wait);
+                }
+            }
         }
-        self.store.set(&key, meta.encode())?;
-        Ok(meta)
+        Err(conditional::too_many_conflicts(&key))
     }
 
     /// The task's meta; PENDING when nothing is stored.

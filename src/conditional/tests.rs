@@ -52,6 +52,13 @@ impl Model {
         }
     }
 
+    /// Another client will write `value` just before the next PUT arrives.
+    pub(crate) fn interleave(&self, value: &[u8]) {
+        self.interleaved_writes
+            .borrow_mut()
+            .insert(0, value.to_vec());
+    }
+
     pub(crate) fn put(&self, path: &str, value: &[u8]) {
         self.write(path, value.to_vec(), None);
     }
@@ -365,7 +372,7 @@ fn a_versioned_read_needs_an_etag() {
     found.body = b"v".to_vec();
     let err = parse_versioned("b", found).unwrap_err();
     assert!(
-        matches!(&err, Error::Transport(m) if m.contains("ETag")),
+        matches!(&err, Error::Unsupported(m) if m.contains("ETag")),
         "{err}"
     );
     assert_eq!(parse_versioned("b", answer(404, "NoSuchKey")), Ok(None));
