@@ -319,10 +319,9 @@ pub fn store_error(e: &Error) -> Response {
         Error::S3(i) => error(502, "s3", &s3("S3 answered with an error", i)),
         Error::Transport(m) => error(502, "transport", m),
         Error::Timeout(m) => error(504, "timeout", m),
-        // Cases the store's error variant gains later (the task routes never need conditional
-        // writes, say): still an answer from upstream, never a trap.
-        #[allow(unreachable_patterns)]
-        other => error(502, "store", &format!("{other:?}")),
+        // The server lacks something the store needs (conditional writes, ETags): the
+        // gateway's problem too, though reading and forgetting never ask for it.
+        Error::Unsupported(m) => error(502, "unsupported", m),
     }
 }
 
