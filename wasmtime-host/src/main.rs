@@ -1,13 +1,13 @@
 //! `s3-result-store`: the component from the command line.
 //!
-//! Exit codes: 0 success; 1 `get` found no such key; 2 usage error; 3 the store failed
-//! (config, key, S3, network); 4 the component could not run.
+//! Exit codes (cli/report.rs): 0 success; 1 `get` found no such key; 2 usage error (flags,
+//! config file); 3 the store failed (config, key, S3, network); 4 the component could not run.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 mod cli;
 use s3_result_store_host::{
@@ -26,9 +26,16 @@ use s3_result_store_host::{
         s3-result-store --bucket results get celery-task-meta-1\n  \
         echo -n data | s3-result-store --bucket results set my-key -\n  \
         s3-result-store coldstart\n  \
+        s3-result-store --config store.toml --json get celery-task-meta-1\n  \
         s3-result-store --endpoint-url http://127.0.0.1:3900 --bucket results memory --size 64MiB\n\n\
-        Credentials, region and endpoint fall back to AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,\n\
-        AWS_SESSION_TOKEN, AWS_REGION / AWS_DEFAULT_REGION and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL."
+        Settings come from flags, then environment variables (S3RS_BUCKET, S3RS_BASE_PATH, ...),\n\
+        then a TOML config file (--config or S3RS_CONFIG; keys are the long flag names, e.g.\n\
+        bucket = \"results\", endpoint-url = \"http://127.0.0.1:3900\"). Credentials, region\n\
+        and endpoint finally fall back to AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,\n\
+        AWS_SESSION_TOKEN, AWS_REGION / AWS_DEFAULT_REGION and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL.\n\n\
+        Exit codes: 0 success; 1 get found no value; 2 usage error (flags, config file);\n\
+        3 the store failed (config, key, S3, network; a hint says what to do); 4 the component\n\
+        could not run."
 )]
 struct Cli {
     #[command(flatten)]
@@ -39,6 +46,12 @@ struct Cli {
     /// Celery's global_keyprefix transport option, for `task` commands.
     #[arg(long, env = "S3RS_GLOBAL_KEYPREFIX", global = true)]
     global_keyprefix: Option<String>,
+    /// A TOML file of settings (keys: the long flag names); flags and variables win over it.
+    #[arg(long, env = "S3RS_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Print results and errors as JSON documents (errors on stderr).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,8 +76,9 @@ struct StoreArgs {
     /// Prefix prepended to every key, as Celery's s3_base_path (no separator is added).
     #[arg(long, env = "S3RS_BASE_PATH", global = true)]
     base_path: Option<String>,
-    #[arg(long, value_enum, default_value_t = Style::Auto, global = true)]
-    addressing_style: Style,
+    /// [default: auto]
+    #[arg(long, value_enum, global = true)]
+    addressing_style: Option<cli::settings::Style>,
     /// Attempts per operation, the first included [default: 3].
     #[arg(long, global = true)]
     max_attempts: Option<u32>,
@@ -83,13 +97,6 @@ struct StoreArgs {
     max_value_bytes: Option<u64>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Style {
-    Auto,
-    Path,
-    VirtualHosted,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Print the value stored under KEY (raw bytes); exit 1 if there is none.
@@ -104,11 +111,21 @@ enum Command {
     /// Remove KEY (succeeds when it does not exist).
     Delete { key: String },
     /// Celery task results: read, store and forget task metas as Celery does.
+    #[command(after_help = "Examples:\n  \
+        s3-result-store --bucket results task get 6f1c2a4e-0d9b-4b7e-9c1e-2f0a8d3b5c71\n  \
+        s3-result-store --bucket results task get $(cat ids.txt)    # concurrently, with progress\n  \
+        s3-result-store --bucket results task put t1 --state FAILURE \\\n      \
+        --result '{\"exc_type\": \"ValueError\", \"exc_message\": [\"boom\"], \"exc_module\": \"builtins\"}'\n  \
+        s3-result-store --bucket results --global-keyprefix myapp task forget t1")]
     Task {
         #[command(subcommand)]
         command: cli::task::TaskCommand,
     },
     /// Delete Celery task and group results older than a given age (S3 never expires them).
+    /// Prints {"deleted": N}; safe to run again and concurrently.
+    #[command(
+        after_help = "Example:\n  s3-result-store --bucket results --base-path celery/ cleanup --older-than 7d"
+    )]
     Cleanup {
         /// Age such as 3600, 90s, 30m, 12h or 7d.
         #[arg(long, value_parser = cli::task::parse_age)]
@@ -155,26 +172,48 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let mut cli = Cli::parse();
+    let json = cli.json;
+    let settings = match settings(&mut cli) {
+        Ok(settings) => settings,
+        Err(message) => return cli::report::usage(&message, json),
+    };
+    match run(cli, &settings) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            match e {
-                Error::Store(_) | Error::KeyValue(_) => ExitCode::from(3),
-                Error::Runtime(_) => ExitCode::from(4),
-            }
-        }
+        Err(e) => cli::report::fail(&e, json),
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode, Error> {
+/// The store's settings and Celery's key prefix, from flags, variables and the config file.
+struct Settings {
+    store: ConfigInput,
+    global_keyprefix: Option<String>,
+}
+
+fn settings(cli: &mut Cli) -> Result<Settings, String> {
+    let file = match &cli.config {
+        Some(path) => cli::settings::ConfigFile::load(path)?,
+        None => cli::settings::ConfigFile::default(),
+    };
+    let global_keyprefix = cli
+        .global_keyprefix
+        .take()
+        .or(file.global_keyprefix.clone());
+    let store = file.under(config(&cli.store), cli.store.addressing_style);
+    Ok(Settings {
+        store,
+        global_keyprefix,
+    })
+}
+
+fn run(cli: Cli, settings: &Settings) -> Result<ExitCode, Error> {
     let component = cli.component.unwrap_or_else(default_component_path);
+    let json = cli.json;
+    let store_config = &settings.store;
+    let global_keyprefix = settings.global_keyprefix.as_deref();
     match cli.command {
         Command::Demo { data_dir } => cli::demo::run(&component, data_dir),
-        Command::Serve(args) => {
-            cli::serve::run(args, &config(&cli.store), cli.global_keyprefix.as_deref())
-        }
+        Command::Serve(args) => cli::serve::run(args, store_config, global_keyprefix),
         Command::Coldstart {
             iterations,
             compile_runs,
@@ -200,40 +239,65 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             let runtime = Runtime::load_with(&component, &options)?.with_env(aws_env());
             cli::memory::run(
                 &runtime,
-                &config(&cli.store),
+                store_config,
                 &cli::memory::Options { size, key, pooling },
             )
         }
         Command::Task { command } => cli::task::run(
-            &mut open_tasks(&component, &cli.store, cli.global_keyprefix.as_deref())?,
+            &mut open_tasks(&component, store_config, global_keyprefix)?,
             command,
         ),
         Command::Cleanup { older_than } => {
-            let deleted = open_tasks(&component, &cli.store, cli.global_keyprefix.as_deref())?
-                .cleanup(older_than)?;
-            write_stdout(format!("{{\"deleted\": {deleted}}}\n").as_bytes())?;
+            let mut tasks = open_tasks(&component, store_config, global_keyprefix)?;
+            let spinner = cli::progress::spinner(&format!(
+                "deleting results older than {}s",
+                older_than.as_secs()
+            ));
+            let deleted = tasks.cleanup(older_than);
+            spinner.finish_and_clear();
+            write_stdout(format!("{{\"deleted\": {}}}\n", deleted?).as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         command => {
             let runtime = Runtime::load(&component)?.with_env(aws_env());
-            let mut store = runtime.open(&config(&cli.store))?;
+            let mut store = runtime.open(store_config)?;
             match command {
                 Command::Get { key } => match store.get(&key)? {
+                    Some(value) if json => {
+                        let document = cli::report::value_json(&key, &value);
+                        write_stdout(format!("{document}\n").as_bytes())?;
+                        Ok(ExitCode::SUCCESS)
+                    }
                     Some(value) => {
                         write_stdout(&value)?;
                         Ok(ExitCode::SUCCESS)
                     }
                     None => {
-                        eprintln!("no value stored under {key:?}");
-                        Ok(ExitCode::from(1))
+                        if json {
+                            let document = serde_json::json!({ "key": key, "found": false });
+                            write_stdout(format!("{document}\n").as_bytes())?;
+                        } else {
+                            eprintln!("no value stored under {key:?}");
+                        }
+                        Ok(ExitCode::from(cli::report::NOT_FOUND))
                     }
                 },
                 Command::Set { key, value, file } => {
-                    store.set(&key, read_value(value, file)?)?;
+                    let value = read_value(value, file)?;
+                    let bytes = value.len();
+                    store.set(&key, value)?;
+                    if json {
+                        let document = serde_json::json!({ "key": key, "stored_bytes": bytes });
+                        write_stdout(format!("{document}\n").as_bytes())?;
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Command::Delete { key } => {
                     store.delete(&key)?;
+                    if json {
+                        let document = serde_json::json!({ "key": key, "deleted": true });
+                        write_stdout(format!("{document}\n").as_bytes())?;
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Command::Demo { .. }
@@ -250,12 +314,12 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
 /// Celery's result backend as the flags and environment describe it.
 fn open_tasks(
     component: &Path,
-    store: &StoreArgs,
+    store: &ConfigInput,
     global_keyprefix: Option<&str>,
 ) -> Result<TaskStore, Error> {
     Runtime::load(component)?
         .with_env(aws_env())
-        .open_tasks(&config(store), global_keyprefix)
+        .open_tasks(store, global_keyprefix)
 }
 
 /// Only the variables the component documents; nothing else of the host's environment leaks in.
@@ -274,11 +338,9 @@ fn config(args: &StoreArgs) -> ConfigInput {
         session_token: args.session_token.clone(),
         bucket_name: args.bucket.clone(),
         base_path: args.base_path.clone(),
-        addressing_style: match args.addressing_style {
-            Style::Auto => AddressingStyle::Auto,
-            Style::Path => AddressingStyle::Path,
-            Style::VirtualHosted => AddressingStyle::VirtualHosted,
-        },
+        addressing_style: args
+            .addressing_style
+            .map_or(AddressingStyle::Auto, Into::into),
         max_attempts: args.max_attempts,
         operation_timeout_ms: args.operation_timeout_ms,
         connect_timeout_ms: args.connect_timeout_ms,

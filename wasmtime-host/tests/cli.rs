@@ -17,13 +17,14 @@ impl Cli {
     }
 
     fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let endpoint = self.server.endpoint();
+        let located = ["--endpoint-url", &endpoint, "--bucket", "results"];
+        self.run_with(&[&located, args].concat(), stdin)
+    }
+
+    /// Without the endpoint and bucket flags.
+    fn run_with(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
         let mut child = Command::new(env!("CARGO_BIN_EXE_s3-result-store"))
-            .args([
-                "--endpoint-url",
-                &self.server.endpoint(),
-                "--bucket",
-                "results",
-            ])
             .args(args)
             .env_clear()
             .env("AWS_ACCESS_KEY_ID", self.server.access_key())
@@ -89,9 +90,14 @@ fn failures_are_one_clear_line_with_a_nonzero_code() {
     );
     assert_eq!(out.status.code(), Some(3));
     let stderr = text(&out.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "an error and what to do next: {stderr}");
     assert!(
-        stderr.starts_with("error: access denied: HTTP 403"),
+        lines[0].starts_with("error: access denied: HTTP 403"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].starts_with("hint: ") && lines[1].contains("--region"),
         "{stderr}"
     );
     assert!(!stderr.contains("wrong-secret"));
@@ -160,4 +166,85 @@ fn task_commands_print_celery_documents() {
     let out = cli.run(&["task", "put", "t3", "--result", "{not json"], None);
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out.stderr).contains("--result is not JSON"));
+}
+
+#[test]
+fn json_output_for_values_and_errors() {
+    let cli = Cli::new();
+    let out = cli.run(&["--json", "set", "k", "text value"], None);
+    assert_eq!(text(&out.stdout), "{\"key\":\"k\",\"stored_bytes\":10}\n");
+    let out = cli.run(&["--json", "get", "k"], None);
+    let document: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        document,
+        serde_json::json!({"key": "k", "found": true, "value": "text value"})
+    );
+    cli.run(&["set", "bin", "-"], Some(b"\xff\x00"));
+    let out = cli.run(&["--json", "get", "bin"], None);
+    let document: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(document["value_hex"], "ff00");
+    let out = cli.run(&["--json", "delete", "k"], None);
+    assert_eq!(text(&out.stdout), "{\"key\":\"k\",\"deleted\":true}\n");
+    let out = cli.run(&["--json", "get", "k"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "{\"key\":\"k\",\"found\":false}\n");
+
+    let endpoint = cli.server.endpoint();
+    let missing = ["--endpoint-url", &endpoint, "--bucket", "no-such-bucket"];
+    let out = cli.run_with(&[&missing[..], &["--json", "get", "k"]].concat(), None);
+    assert_eq!(out.status.code(), Some(3));
+    let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "no-such-bucket");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-bucket")
+    );
+    assert!(
+        error["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("create the bucket")
+    );
+}
+
+#[test]
+fn settings_from_a_config_file_under_flags_and_variables() {
+    let cli = Cli::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.toml");
+    let endpoint = cli.server.endpoint();
+    std::fs::write(
+        &path,
+        format!(
+            "endpoint-url = \"{endpoint}\"\nbucket = \"results\"\nbase-path = \"from-file/\"\n"
+        ),
+    )
+    .unwrap();
+    let config = path.to_str().unwrap();
+    let out = cli.run_with(&["--config", config, "set", "k", "v"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The file's base path was used: the key is under it.
+    let located = ["--endpoint-url", &endpoint, "--bucket", "results"];
+    let out = cli.run_with(&[&located[..], &["get", "from-file/k"]].concat(), None);
+    assert_eq!(text(&out.stdout), "v");
+    // A flag wins over the file.
+    let out = cli.run_with(
+        &["--config", config, "--base-path", "", "get", "from-file/k"],
+        None,
+    );
+    assert_eq!(text(&out.stdout), "v", "{}", text(&out.stderr));
+
+    std::fs::write(&path, "bukcet = \"results\"\n").unwrap();
+    let out = cli.run_with(&["--config", config, "get", "k"], None);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("store.toml") && stderr.contains("bukcet"),
+        "{stderr}"
+    );
+    let out = cli.run_with(&["--config", "/nonexistent/store.toml", "get", "k"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read config file"));
 }

@@ -35,16 +35,30 @@ pub enum TaskCommand {
     Forget { id: String },
 }
 
+/// Task ids read per `get-many` call.
+const GET_CHUNK: usize = 256;
+
 pub fn run(tasks: &mut TaskStore, command: TaskCommand) -> Result<ExitCode, Error> {
     match command {
         TaskCommand::Get { ids } => {
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let mut out = String::new();
-            for meta in tasks.get_many(&refs)? {
-                out.push_str(&python_json(&meta?.to_value()));
-                out.push('\n');
+            // In chunks, so a long list shows progress and prints as it goes.
+            let bar = (refs.len() > GET_CHUNK)
+                .then(|| crate::cli::progress::bar(refs.len() as u64, "tasks read"));
+            for chunk in refs.chunks(GET_CHUNK) {
+                let mut out = String::new();
+                for meta in tasks.get_many(chunk)? {
+                    out.push_str(&python_json(&meta?.to_value()));
+                    out.push('\n');
+                }
+                crate::write_stdout(out.as_bytes())?;
+                if let Some(bar) = &bar {
+                    bar.inc(chunk.len() as u64);
+                }
             }
-            crate::write_stdout(out.as_bytes())?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
         }
         TaskCommand::Put {
             id,
