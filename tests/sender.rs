@@ -194,6 +194,8 @@ fn pooled_connections_are_reused_across_operations_and_stores() {
         connections <= 3,
         "{connections} connections for {requests} requests"
     );
+    // The runtime's own count is what went over the wire.
+    assert_eq!(runtime.requests_sent(), Some(requests as u64));
 
     // Other stores of the same runtime draw from the same pool.
     drop(store);

@@ -240,6 +240,13 @@ impl Runtime {
         self
     }
 
+    /// HTTP requests the stores of this runtime have sent, every attempt counted (see
+    /// [`PooledSender::requests_sent`]); `None` when wasmtime's default sender is in use
+    /// (pool off and no resolver rules), which keeps no count.
+    pub fn requests_sent(&self) -> Option<u64> {
+        (!self.sender.is_default()).then(|| self.sender.requests_sent())
+    }
+
     /// Opens a store: a fresh instance of the component and one `result-store` resource in it.
     pub fn open(&self, config: &s3_result_store::ConfigInput) -> Result<ResultStore, Error> {
         let config = self.fit_to_memory(config)?;

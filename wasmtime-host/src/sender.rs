@@ -35,6 +35,7 @@ use std::future::{Future, poll_fn};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -82,6 +83,8 @@ struct Shared {
     pooling: bool,
     rules: Arc<[ResolveRule]>,
     client: OnceLock<PoolClient>,
+    /// Requests handed to this sender (every attempt of every operation), shared by clones.
+    requests: Arc<AtomicU64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,6 +117,7 @@ impl PooledSender {
                 pooling: true,
                 rules: Arc::new([]),
                 client: OnceLock::new(),
+                requests: Arc::default(),
             }),
         }
     }
@@ -156,6 +160,13 @@ impl PooledSender {
         !self.shared.pooling && self.shared.rules.is_empty()
     }
 
+    /// How many HTTP requests the component has sent through this sender and its clones, every
+    /// attempt counted (a retried operation counts each try), whatever their outcome. Against
+    /// the number of operations this shows how many requests retries added.
+    pub fn requests_sent(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
+    }
+
     /// The address a rule gives `host`, if one matches.
     pub fn resolve_override(&self, host: &str) -> Option<IpAddr> {
         lookup(&self.shared.rules, host)
@@ -167,6 +178,7 @@ impl PooledSender {
         let shared = Arc::make_mut(&mut self.shared);
         change(shared);
         shared.client = OnceLock::new();
+        shared.requests = Arc::default();
         self
     }
 
@@ -247,6 +259,7 @@ impl WasiHttpHooks for PooledSender {
     ) -> SendFuture {
         // As the default implementation: nothing to report on `fut`.
         drop(fut);
+        self.shared.requests.fetch_add(1, Ordering::Relaxed);
         if request.uri().scheme() == Some(&Scheme::HTTPS) {
             // TLS: wasmtime's own sender, unpooled, DNS only.
             return Box::new(async move {
