@@ -10,6 +10,7 @@
 //! | `S3RS_TEST_REGION` | signing region (default `us-east-1`) |
 //! | `S3RS_TEST_SERVER` | name shown in output (`garage`, `minio`, `aws`, ...) |
 //! | `S3RS_TEST_VERIFIES_SIGNATURES` | `0` for servers that accept any signature (moto) |
+//! | `S3RS_TEST_VHOST_DOMAIN` | its domain for virtual-hosted-style requests (`<bucket>.<domain>`), if any |
 //! | `S3RS_TEST_CONDITIONAL_WRITES` | `0` for servers that ignore If-Match / If-None-Match (Garage) |
 //! | `S3RS_PYTHON` | Python with boto3 for the independent client (default `.venv/bin/python`) |
 
@@ -39,6 +40,9 @@ pub struct TestServer {
     /// Whether objects are files (s3s-fs): such a server cannot hold a key ending in '/' or
     /// with '.'/'..' segments, and folds '//' into '/'.
     pub keys_are_paths: bool,
+    /// The domain under which the server takes virtual-hosted-style requests
+    /// (`<bucket>.<domain>`), if it is configured for them.
+    pub vhost_domain: Option<String>,
     /// Keeps the embedded server alive for the whole test binary.
     _local: Option<LocalS3>,
 }
@@ -64,13 +68,17 @@ impl TestServer {
             verifies_signatures: var("S3RS_TEST_VERIFIES_SIGNATURES").as_deref() != Some("0"),
             conditional_writes: var("S3RS_TEST_CONDITIONAL_WRITES").as_deref() != Some("0"),
             keys_are_paths: false,
+            vhost_domain: var("S3RS_TEST_VHOST_DOMAIN"),
             _local: None,
         }
     }
 
     fn embedded() -> TestServer {
+        // Requests to the IP endpoint stay path-style; `<bucket>.<domain>` hosts are virtual-hosted.
+        let vhost_domain = "s3.embedded.localhost".to_owned();
         let local = LocalS3::start(LocalS3Options {
             data_dir: Some(embedded_data_dir()),
+            virtual_host_domain: Some(vhost_domain.clone()),
             ..LocalS3Options::default()
         })
         .expect("start the embedded S3 server");
@@ -88,6 +96,7 @@ impl TestServer {
             verifies_signatures: true,
             conditional_writes: true,
             keys_are_paths: true,
+            vhost_domain: Some(vhost_domain),
             _local: Some(local),
         }
     }
