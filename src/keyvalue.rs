@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 
 use crate::bulk;
 use crate::conditional::{Precondition, PutIf, Versioned};
-use crate::config::{Config, ConfigInput};
+use crate::config::{AddressingStyle, Config, ConfigInput};
 use crate::error::Error;
 use crate::store::{Store, System, Transport};
 
@@ -65,8 +65,12 @@ pub fn parse_identifier(identifier: &str) -> Result<(String, String), KvError> {
     Ok((bucket.to_owned(), prefix))
 }
 
-/// The config for a store identifier, the rest from `env`. An identifier that names no valid
-/// bucket is no store; a bad environment (no credentials, a malformed endpoint) is said plainly.
+/// The config for a store identifier, the rest from `env`: the `AWS_*` variables any AWS client
+/// reads, and `S3RS_ADDRESSING_STYLE`, `S3RS_MAX_ATTEMPTS`, `S3RS_OPERATION_TIMEOUT_MS`,
+/// `S3RS_CONNECT_TIMEOUT_MS`, `S3RS_FIRST_BYTE_TIMEOUT_MS`, `S3RS_BETWEEN_BYTES_TIMEOUT_MS` and
+/// `S3RS_MAX_VALUE_BYTES` for the config record's other fields. An identifier that names no
+/// valid bucket is no store; a bad environment (no credentials, a malformed endpoint, a
+/// setting that is not a number) is said plainly.
 /// Whether the bucket exists shows on first use, so opening costs no request.
 pub fn resolve(
     identifier: &str,
@@ -74,9 +78,45 @@ pub fn resolve(
 ) -> Result<Config, KvError> {
     let (bucket, prefix) = parse_identifier(identifier)?;
     crate::config::validate_bucket(&bucket).map_err(|_| KvError::NoSuchStore)?;
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let var = |name: &str| {
+        env.iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    };
+    let number = |name: &str| -> Result<Option<u64>, KvError> {
+        var(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| KvError::Other(format!("{name} is {v:?}, not a whole number")))
+            })
+            .transpose()
+    };
+    let small = |name: &str| -> Result<Option<u32>, KvError> {
+        number(name)?
+            .map(|n| u32::try_from(n).map_err(|_| KvError::Other(format!("{name} is too large"))))
+            .transpose()
+    };
+    let addressing_style = match var("S3RS_ADDRESSING_STYLE") {
+        None | Some("auto") => AddressingStyle::Auto,
+        Some("path") => AddressingStyle::Path,
+        Some("virtual-hosted") => AddressingStyle::VirtualHosted,
+        Some(other) => {
+            return Err(KvError::Other(format!(
+                "S3RS_ADDRESSING_STYLE is {other:?}; use auto, path or virtual-hosted"
+            )));
+        }
+    };
     let input = ConfigInput {
         bucket_name: Some(bucket),
         base_path: Some(prefix),
+        addressing_style,
+        max_attempts: small("S3RS_MAX_ATTEMPTS")?,
+        operation_timeout_ms: small("S3RS_OPERATION_TIMEOUT_MS")?,
+        connect_timeout_ms: small("S3RS_CONNECT_TIMEOUT_MS")?,
+        first_byte_timeout_ms: small("S3RS_FIRST_BYTE_TIMEOUT_MS")?,
+        between_bytes_timeout_ms: small("S3RS_BETWEEN_BYTES_TIMEOUT_MS")?,
+        max_value_bytes: number("S3RS_MAX_VALUE_BYTES")?,
         ..ConfigInput::default()
     };
     Config::resolve(&input, env).map_err(|e| KvError::Other(e.to_string()))

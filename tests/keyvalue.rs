@@ -1,12 +1,15 @@
 //! `wasi:keyvalue` at both drafts, through the component's exports, against the test server:
 //! every function of store, batch and atomics, and the errors each can give.
 
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::thread;
+use std::time::Duration;
 
 use s3_result_store_host::{
     Cursor, Error, KeyValueBucket, KvError, KvVersion, Runtime, Swap, default_component_path,
 };
+use s3_result_store_tests::fault_proxy::{Fault, FaultProxy};
 use s3_result_store_tests::{TestServer, report, server, unique_prefix};
 
 const VERSIONS: [KvVersion; 2] = [KvVersion::Draft, KvVersion::Draft2];
@@ -374,4 +377,68 @@ fn concurrent_compare_and_swap_appends_lose_nothing() {
 fn draft_has_no_compare_and_swap() {
     let (mut b, _) = open(KvVersion::Draft, "no_cas");
     assert!(matches!(kv_error(b.cas("k")), KvError::Other(m) if m.contains("0.2.0-draft")));
+}
+
+/// A write that lands but whose answer is lost (the proxy forwards it, then stalls past the
+/// first-byte timeout) is retried; the retry fails its precondition against that very write.
+/// The write id in the object's metadata shows it was ours, so nothing is counted twice.
+#[test]
+fn increments_whose_answers_are_lost_are_counted_once() {
+    let s = server();
+    let test = "increments_whose_answers_are_lost_are_counted_once";
+    let (mut direct, folder) = open(KvVersion::Draft2, "lost_answers");
+    if !atomics_supported(s, test, &mut direct) {
+        return;
+    }
+    let upstream: SocketAddr = s
+        .endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("an http://IP:PORT endpoint");
+    let proxy = FaultProxy::start(upstream);
+    let mut env: Vec<(String, String)> = s
+        .aws_env()
+        .into_iter()
+        .filter(|(k, _)| k != "AWS_ENDPOINT_URL")
+        .collect();
+    for (name, value) in [
+        ("AWS_ENDPOINT_URL", proxy.endpoint()),
+        ("S3RS_FIRST_BYTE_TIMEOUT_MS", "400".into()),
+        ("S3RS_MAX_ATTEMPTS", "6".into()),
+        ("S3RS_OPERATION_TIMEOUT_MS", "30000".into()),
+    ] {
+        env.push((name.into(), value));
+    }
+    let through = Runtime::load(default_component_path())
+        .unwrap()
+        .with_env(env);
+    let identifier = format!("{}/{folder}", s.bucket);
+    let mut b = through
+        .open_keyvalue(KvVersion::Draft2, &identifier)
+        .unwrap();
+    // The support probe, without faults.
+    assert_eq!(b.increment("n", 0).unwrap(), 0);
+    proxy.set_random(7, 250, vec![Fault::Delay(Duration::from_millis(1_200))]);
+    let (mut acknowledged, mut failed) = (0, 0);
+    for _ in 0..24 {
+        match b.increment("n", 1) {
+            Ok(_) => acknowledged += 1,
+            Err(_) => failed += 1,
+        }
+    }
+    proxy.clear();
+    let delayed = proxy.stats().count("Delay");
+    assert!(delayed > 0, "the schedule stalled no request");
+    let total = direct.increment("n", 0).unwrap();
+    // An increment that failed may or may not have landed; an acknowledged one landed once.
+    assert!(
+        (acknowledged..=acknowledged + failed).contains(&total),
+        "{acknowledged} acknowledged, {failed} failed, counter at {total}"
+    );
+    report(&format!(
+        "keyvalue lost answers: {delayed} requests stalled past the timeout, {acknowledged} \
+         increments acknowledged, {failed} failed, counter {total} on {}",
+        s.name
+    ));
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::conditional::tests::{Model, Quick, store};
+use crate::config::AddressingStyle;
 
 fn bucket<'a>(model: &'a Model, system: &'a Quick) -> Bucket<&'a Model, &'a Quick> {
     Bucket::new(store(model, system))
@@ -47,9 +48,35 @@ fn opening_resolves_the_rest_from_the_environment() {
         panic!("opened without credentials");
     };
     assert!(message.contains("AWS_ACCESS_KEY_ID"), "{message}");
-    let mut bad = creds;
+    let mut bad = creds.clone();
     bad[2].1 = "http://h:1/path".into();
     assert!(matches!(resolve("results", bad), Err(KvError::Other(_))));
+
+    let tuned = [
+        creds.clone(),
+        env(&[
+            ("S3RS_MAX_ATTEMPTS", "5"),
+            ("S3RS_FIRST_BYTE_TIMEOUT_MS", "400"),
+            ("S3RS_ADDRESSING_STYLE", "virtual-hosted"),
+            ("AWS_ENDPOINT_URL_S3", "http://s3.local:9000"),
+        ]),
+    ]
+    .concat();
+    let config = resolve("results", tuned).unwrap();
+    assert_eq!(config.retry.max_attempts, 5);
+    assert_eq!(config.limits.first_byte_timeout.as_millis(), 400);
+    assert_eq!(config.addressing_style, AddressingStyle::VirtualHosted);
+    for (name, value) in [
+        ("S3RS_MAX_ATTEMPTS", "five"),
+        ("S3RS_MAX_ATTEMPTS", "99999999999"),
+        ("S3RS_ADDRESSING_STYLE", "sideways"),
+    ] {
+        let env = [creds.clone(), env(&[(name, value)])].concat();
+        let Err(KvError::Other(m)) = resolve("results", env) else {
+            panic!("{name}={value} accepted");
+        };
+        assert!(m.contains(name), "{m}");
+    }
 }
 
 #[test]
