@@ -215,6 +215,45 @@ fn pooled_connections_are_reused_across_operations_and_stores() {
     );
 }
 
+/// Each thread drives the I/O of the stores it opens, with a pool of its own: stores used on
+/// several threads at once all get their answers, and a store moved to another thread too.
+#[test]
+fn stores_on_several_threads_each_run_their_own_requests() {
+    let Some(upstream) = upstream("stores_on_several_threads") else {
+        return;
+    };
+    let forwarder = CountingForwarder::start(upstream);
+    let runtime = pooled();
+    let config = ConfigInput {
+        endpoint_url: Some(forwarder.endpoint()),
+        ..server().config(&unique_prefix("threads"))
+    };
+    let mut moved = runtime.open(&config).unwrap();
+    exercise(&mut moved, 4, "main");
+    std::thread::scope(|scope| {
+        for n in 0..3 {
+            let (runtime, config) = (&runtime, &config);
+            scope.spawn(move || {
+                let mut store = runtime.open(config).unwrap();
+                exercise(&mut store, 20, &format!("thread{n}"));
+            });
+        }
+        scope.spawn(|| exercise(&mut moved, 20, "moved"));
+    });
+    let (connections, requests) = (forwarder.connections(), forwarder.requests());
+    report(&format!(
+        "pool on: 4 threads x 20 operations at once: {requests} requests over {connections} \
+         TCP connection(s)"
+    ));
+    assert!(requests >= 84, "{requests} requests");
+    // A pool per thread that opened stores, each reusing its connections.
+    assert!(
+        connections <= 4 * 3,
+        "{connections} connections for {requests} requests"
+    );
+    assert_eq!(runtime.requests_sent(), Some(requests as u64));
+}
+
 #[test]
 fn without_the_pool_each_request_has_its_own_connection() {
     let Some(upstream) = upstream("without_the_pool") else {

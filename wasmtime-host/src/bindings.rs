@@ -14,6 +14,8 @@ wasmtime::component::bindgen!({
         "wasi:cli": wasmtime_wasi::p2::bindings::cli,
         "wasi:random": wasmtime_wasi::p2::bindings::random,
     },
+    // Called through the async API on a current-thread Tokio runtime (see `runtime::Driver`).
+    exports: { default: async },
     require_store_data_send: true,
 });
 

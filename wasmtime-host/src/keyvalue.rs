@@ -7,7 +7,7 @@ use wasmtime::component::ResourceAny;
 
 use crate::bindings::{Component, kv_draft as draft, kv_draft2 as draft2};
 use crate::error::Error;
-use crate::runtime::HostState;
+use crate::runtime::{Driver, HostState};
 
 /// Which `wasi:keyvalue` the calls go through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +50,7 @@ pub struct KeyValueBucket {
     bindings: Component,
     bucket: ResourceAny,
     version: KvVersion,
+    driver: Driver,
 }
 
 impl From<draft::store::Error> for KvError {
@@ -95,11 +96,17 @@ macro_rules! either {
         match $self.version {
             KvVersion::Draft => {
                 let $i = interface!($self.bindings, Draft, $iface);
-                $call?.map_err(|e| Error::KeyValue(e.into()))
+                $self
+                    .driver
+                    .run($call)?
+                    .map_err(|e| Error::KeyValue(e.into()))
             }
             KvVersion::Draft2 => {
                 let $i = interface!($self.bindings, Draft2, $iface);
-                $call?.map_err(|e| Error::KeyValue(e.into()))
+                $self
+                    .driver
+                    .run($call)?
+                    .map_err(|e| Error::KeyValue(e.into()))
             }
         }
     };
@@ -109,15 +116,16 @@ impl KeyValueBucket {
     pub(crate) fn open(
         mut store: Store<HostState>,
         bindings: Component,
+        driver: Driver,
         version: KvVersion,
         identifier: &str,
     ) -> Result<KeyValueBucket, Error> {
         let bucket = match version {
-            KvVersion::Draft => interface!(bindings, Draft, store)
-                .call_open(&mut store, identifier)?
+            KvVersion::Draft => driver
+                .run(interface!(bindings, Draft, store).call_open(&mut store, identifier))?
                 .map_err(|e| Error::KeyValue(e.into()))?,
-            KvVersion::Draft2 => interface!(bindings, Draft2, store)
-                .call_open(&mut store, identifier)?
+            KvVersion::Draft2 => driver
+                .run(interface!(bindings, Draft2, store).call_open(&mut store, identifier))?
                 .map_err(|e| Error::KeyValue(e.into()))?,
         };
         Ok(KeyValueBucket {
@@ -125,6 +133,7 @@ impl KeyValueBucket {
             bindings,
             bucket,
             version,
+            driver,
         })
     }
 
@@ -181,9 +190,10 @@ impl KeyValueBucket {
                     Some(Cursor::Position(p)) => Some(*p),
                     Some(Cursor::Token(_)) => return Err(wrong_cursor()),
                 };
-                let page = interface!(self.bindings, Draft, store)
-                    .bucket()
-                    .call_list_keys(&mut self.store, self.bucket, position)?
+                let guest = interface!(self.bindings, Draft, store).bucket();
+                let page = self
+                    .driver
+                    .run(guest.call_list_keys(&mut self.store, self.bucket, position))?
                     .map_err(|e| Error::KeyValue(e.into()))?;
                 Ok(KeyPage {
                     keys: page.keys,
@@ -196,9 +206,10 @@ impl KeyValueBucket {
                     Some(Cursor::Token(t)) => Some(t.as_str()),
                     Some(Cursor::Position(_)) => return Err(wrong_cursor()),
                 };
-                let page = interface!(self.bindings, Draft2, store)
-                    .bucket()
-                    .call_list_keys(&mut self.store, self.bucket, token)?
+                let guest = interface!(self.bindings, Draft2, store).bucket();
+                let page = self
+                    .driver
+                    .run(guest.call_list_keys(&mut self.store, self.bucket, token))?
                     .map_err(|e| Error::KeyValue(e.into()))?;
                 Ok(KeyPage {
                     keys: page.keys,
@@ -250,21 +261,28 @@ impl KeyValueBucket {
     /// draft, whose counters are unsigned, `delta` must not be negative.
     pub fn increment(&mut self, key: &str, delta: i64) -> Result<i64, Error> {
         match self.version {
-            KvVersion::Draft2 => self
-                .bindings
-                .wasi_keyvalue0_2_0_draft2_atomics()
-                .call_increment(&mut self.store, self.bucket, key, delta)?
-                .map_err(|e| Error::KeyValue(e.into())),
+            KvVersion::Draft2 => {
+                let increment = self
+                    .bindings
+                    .wasi_keyvalue0_2_0_draft2_atomics()
+                    .call_increment(&mut self.store, self.bucket, key, delta);
+                self.driver
+                    .run(increment)?
+                    .map_err(|e| Error::KeyValue(e.into()))
+            }
             KvVersion::Draft => {
                 let delta = u64::try_from(delta).map_err(|_| {
                     Error::KeyValue(KvError::Other(
                         "wasi:keyvalue 0.2.0-draft counters only go up".into(),
                     ))
                 })?;
-                let value = self
+                let increment = self
                     .bindings
                     .wasi_keyvalue0_2_0_draft_atomics()
-                    .call_increment(&mut self.store, self.bucket, key, delta)?
+                    .call_increment(&mut self.store, self.bucket, key, delta);
+                let value = self
+                    .driver
+                    .run(increment)?
                     .map_err(|e| Error::KeyValue(e.into()))?;
                 i64::try_from(value)
                     .map_err(|_| Error::KeyValue(KvError::Other(format!("the counter is {value}"))))
@@ -275,30 +293,30 @@ impl KeyValueBucket {
     /// Starts a compare-and-swap on `key` (draft2 only).
     pub fn cas(&mut self, key: &str) -> Result<Cas, Error> {
         self.require_draft2("compare-and-swap")?;
+        let guest = self.bindings.wasi_keyvalue0_2_0_draft2_atomics().cas();
         let cas = self
-            .bindings
-            .wasi_keyvalue0_2_0_draft2_atomics()
-            .cas()
-            .call_new(&mut self.store, self.bucket, key)?
+            .driver
+            .run(guest.call_new(&mut self.store, self.bucket, key))?
             .map_err(|e| Error::KeyValue(e.into()))?;
         Ok(Cas(cas))
     }
 
     /// The value `cas` read.
     pub fn cas_current(&mut self, cas: &Cas) -> Result<Option<Vec<u8>>, Error> {
-        self.bindings
-            .wasi_keyvalue0_2_0_draft2_atomics()
-            .cas()
-            .call_current(&mut self.store, cas.0)?
+        let guest = self.bindings.wasi_keyvalue0_2_0_draft2_atomics().cas();
+        self.driver
+            .run(guest.call_current(&mut self.store, cas.0))?
             .map_err(|e| Error::KeyValue(e.into()))
     }
 
     /// Writes `value` if the key is still as `cas` read it.
     pub fn swap(&mut self, cas: Cas, value: &[u8]) -> Result<Swap, Error> {
-        let answer = self
-            .bindings
-            .wasi_keyvalue0_2_0_draft2_atomics()
-            .call_swap(&mut self.store, cas.0, value)?;
+        let swap = self.bindings.wasi_keyvalue0_2_0_draft2_atomics().call_swap(
+            &mut self.store,
+            cas.0,
+            value,
+        );
+        let answer = self.driver.run(swap)?;
         match answer {
             Ok(()) => Ok(Swap::Done),
             Err(draft2::atomics::CasError::CasFailed(fresh)) => Ok(Swap::Changed(Cas(fresh))),
@@ -308,7 +326,9 @@ impl KeyValueBucket {
 
     /// Ends a compare-and-swap without swapping.
     pub fn drop_cas(&mut self, cas: Cas) -> Result<(), Error> {
-        Ok(cas.0.resource_drop(&mut self.store)?)
+        Ok(self
+            .driver
+            .run(cas.0.resource_drop_async(&mut self.store))?)
     }
 
     fn require_draft2(&self, what: &str) -> Result<(), Error> {
@@ -332,6 +352,10 @@ impl std::fmt::Debug for KeyValueBucket {
 impl Drop for KeyValueBucket {
     fn drop(&mut self) {
         // As for the other resources: let the guest run its destructor; nowhere to report.
-        let _ = self.bucket.resource_drop(&mut self.store);
+        if self.driver.can_run() {
+            let _ = self
+                .driver
+                .run(self.bucket.resource_drop_async(&mut self.store));
+        }
     }
 }

@@ -2,8 +2,12 @@
 //! stores opened from it.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::ThreadId;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
@@ -96,6 +100,8 @@ impl bindings::wit::Host for HostState {}
 /// [`ResultStore`] gets its own instance.
 pub struct Runtime {
     engine: Engine,
+    /// One per thread that has opened stores (see [`Driver`]).
+    drivers: Mutex<HashMap<ThreadId, Driver>>,
     pre: ComponentPre<HostState>,
     env: Vec<(String, String)>,
     clock_offset_secs: i64,
@@ -177,12 +183,13 @@ impl Runtime {
         options: &RuntimeOptions,
     ) -> Result<Runtime, Error> {
         let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::wit::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         let pre = ComponentPre::new(linker.instantiate_pre(component)?)?;
         Ok(Runtime {
             engine,
+            drivers: Mutex::default(),
             pre,
             env: Vec::new(),
             clock_offset_secs: 0,
@@ -228,6 +235,7 @@ impl Runtime {
     /// need this one (then without a pool). `http` endpoints only; see [`PooledSender`].
     pub fn with_connection_pool(mut self, on: bool) -> Runtime {
         self.sender = self.sender.with_connection_pool(on);
+        self.drivers = Mutex::default();
         self
     }
 
@@ -237,6 +245,7 @@ impl Runtime {
     /// [`PooledSender::with_resolve`].
     pub fn with_resolve(mut self, host_suffix: &str, ip: IpAddr) -> Runtime {
         self.sender = self.sender.with_resolve(host_suffix, ip);
+        self.drivers = Mutex::default();
         self
     }
 
@@ -250,8 +259,8 @@ impl Runtime {
     /// Opens a store: a fresh instance of the component and one `result-store` resource in it.
     pub fn open(&self, config: &s3_result_store::ConfigInput) -> Result<ResultStore, Error> {
         let config = self.fit_to_memory(config)?;
-        let (store, instance) = self.instantiate()?;
-        ResultStore::open(store, instance, &config)
+        let (store, instance, driver) = self.instantiate()?;
+        ResultStore::open(store, instance, driver, &config)
     }
 
     /// Opens Celery's result backend over the bucket: a fresh instance and one `task-store`.
@@ -262,8 +271,8 @@ impl Runtime {
         global_keyprefix: Option<&str>,
     ) -> Result<TaskStore, Error> {
         let config = self.fit_to_memory(config)?;
-        let (store, instance) = self.instantiate()?;
-        TaskStore::open(store, instance, &config, global_keyprefix)
+        let (store, instance, driver) = self.instantiate()?;
+        TaskStore::open(store, instance, driver, &config, global_keyprefix)
     }
 
     /// Opens a `wasi:keyvalue` bucket at `version`: a fresh instance and one `bucket`.
@@ -274,8 +283,8 @@ impl Runtime {
         version: KvVersion,
         identifier: &str,
     ) -> Result<KeyValueBucket, Error> {
-        let (store, instance) = self.instantiate()?;
-        KeyValueBucket::open(store, instance, version, identifier)
+        let (store, instance, driver) = self.instantiate()?;
+        KeyValueBucket::open(store, instance, driver, version, identifier)
     }
 
     /// Under a memory cap (pooling), `max-value-bytes` defaults to what an instance can hold,
@@ -304,7 +313,21 @@ impl Runtime {
         }
     }
 
-    fn instantiate(&self) -> Result<(Store<HostState>, bindings::Component), Error> {
+    /// The calling thread's driver, made on its first store.
+    fn driver(&self) -> Result<Driver, Error> {
+        let mut drivers = self.drivers.lock().unwrap_or_else(PoisonError::into_inner);
+        let thread = std::thread::current().id();
+        if let Some(driver) = drivers.get(&thread) {
+            return Ok(driver.clone());
+        }
+        let sender = (!self.sender.is_default()).then(|| self.sender.with_own_pool());
+        let driver = Driver::new(sender)?;
+        drivers.insert(thread, driver.clone());
+        Ok(driver)
+    }
+
+    fn instantiate(&self) -> Result<(Store<HostState>, bindings::Component, Driver), Error> {
+        let driver = self.driver()?;
         let mut wasi = WasiCtx::builder();
         wasi.envs(&self.env);
         if self.clock_offset_secs != 0 {
@@ -317,14 +340,78 @@ impl Runtime {
                 wasi,
                 http: WasiHttpCtx::new(),
                 table: ResourceTable::new(),
-                sender: (!self.sender.is_default()).then(|| self.sender.clone()),
+                sender: driver.sender().cloned(),
                 memory: GuestMemory::default(),
             },
         );
         store.limiter(|state| &mut state.memory);
         store.set_hostcall_fuel(self.hostcall_fuel);
-        let instance = self.pre.instantiate(&mut store)?;
-        Ok((store, instance))
+        let instance = driver.run(self.pre.instantiate_async(&mut store))?;
+        Ok((store, instance, driver))
+    }
+}
+
+/// The current-thread Tokio runtime that the calls into the component, and the outgoing
+/// requests they make, run on. With wasmtime's synchronous API every request would be a task
+/// on wasmtime-wasi's shared multi-thread runtime, and each step of it (send, response head,
+/// body, back to the pool) a wake-up of another thread; here the calling thread drives it all,
+/// as a native client on its own runtime does.
+///
+/// One per thread (and [`Runtime`]), for the stores opened on that thread, so that threads do
+/// not wait on each other to drive their I/O. Each has its own connection pool: a pooled
+/// connection is a task of the runtime that opened it, and only makes progress while that
+/// runtime runs. A store moved to another thread keeps its driver, which is still correct.
+#[derive(Clone)]
+pub(crate) struct Driver(Arc<DriverRuntime>);
+
+struct DriverRuntime {
+    runtime: Option<tokio::runtime::Runtime>,
+    /// The runtime's sender with a pool of this driver's own; `None`: wasmtime's default.
+    sender: Option<PooledSender>,
+}
+
+impl Driver {
+    fn new(sender: Option<PooledSender>) -> Result<Driver, Error> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Error::Runtime(wasmtime::Error::msg(format!(
+                    "cannot start the I/O runtime: {e}"
+                )))
+            })?;
+        Ok(Driver(Arc::new(DriverRuntime {
+            runtime: Some(runtime),
+            sender,
+        })))
+    }
+
+    /// Runs `future` to completion on the calling thread. Like any blocking call, not from
+    /// inside an async context (Tokio refuses, as it did wasmtime's synchronous calls).
+    pub(crate) fn run<F: Future>(&self, future: F) -> F::Output {
+        match &self.0.runtime {
+            Some(runtime) => runtime.block_on(future),
+            None => unreachable!("the runtime is only taken when dropped"),
+        }
+    }
+
+    fn sender(&self) -> Option<&PooledSender> {
+        self.0.sender.as_ref()
+    }
+
+    /// Whether [`Driver::run`] may block here: not inside another Tokio runtime. For drops,
+    /// which must not panic.
+    pub(crate) fn can_run(&self) -> bool {
+        tokio::runtime::Handle::try_current().is_err()
+    }
+}
+
+impl Drop for DriverRuntime {
+    fn drop(&mut self) {
+        // A plain drop panics when the last store goes away inside an async context.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 

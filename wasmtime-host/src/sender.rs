@@ -4,9 +4,10 @@
 //! wasmtime's default sender ([`wasmtime_wasi_http::default_send_request`]) opens a new TCP
 //! connection for every request. A result store makes many small requests, so that is a
 //! connect (and, against a remote server, a round trip or more) per operation. [`PooledSender`]
-//! sends plain-`http` requests through one [`hyper_util`] legacy client shared by every store
-//! of a [`Runtime`](crate::Runtime): HTTP/1.1 keep-alive connections, pooled per scheme and
-//! authority, so a sequence of operations pays one connect.
+//! sends plain-`http` requests through one [`hyper_util`] legacy client shared by the stores a
+//! [`Runtime`](crate::Runtime) opens on one thread (each thread runs its own I/O, so has its
+//! own pool): HTTP/1.1 keep-alive connections, pooled per scheme and authority, so a sequence
+//! of operations pays one connect.
 //!
 //! `https` requests still go to [`wasmtime_wasi_http::default_send_request`] (rustls with the
 //! webpki roots, a new connection each, host names resolved by DNS only): the pool and the
@@ -165,6 +166,17 @@ impl PooledSender {
     /// the number of operations this shows how many requests retries added.
     pub fn requests_sent(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// A sender with the same configuration and request count but a pool of its own, for
+    /// another Tokio runtime: a pooled connection only makes progress while the runtime that
+    /// opened it runs.
+    pub(crate) fn with_own_pool(&self) -> PooledSender {
+        let mut shared = Shared::clone(&self.shared);
+        shared.client = OnceLock::new();
+        PooledSender {
+            shared: Arc::new(shared),
+        }
     }
 
     /// The address a rule gives `host`, if one matches.

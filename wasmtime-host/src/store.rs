@@ -5,30 +5,33 @@ use wasmtime::component::ResourceAny;
 
 use crate::bindings::{self, Component};
 use crate::error::Error;
-use crate::runtime::HostState;
+use crate::runtime::{Driver, HostState};
 
 /// An open result store, backed by its own component instance.
 pub struct ResultStore {
     store: Store<HostState>,
     bindings: Component,
     resource: ResourceAny,
+    driver: Driver,
 }
 
 impl ResultStore {
     pub(crate) fn open(
         mut store: Store<HostState>,
         bindings: Component,
+        driver: Driver,
         config: &s3_result_store::ConfigInput,
     ) -> Result<ResultStore, Error> {
-        let resource = bindings
-            .result_store_s3_store()
-            .result_store()
-            .call_open(&mut store, &bindings::wit_config(config))?
+        let guest = bindings.result_store_s3_store().result_store();
+        let config = bindings::wit_config(config);
+        let resource = driver
+            .run(guest.call_open(&mut store, &config))?
             .map_err(bindings::core_error)?;
         Ok(ResultStore {
             store,
             bindings,
             resource,
+            driver,
         })
     }
 
@@ -37,8 +40,9 @@ impl ResultStore {
     pub fn get(&mut self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, Error> {
         let key = utf8_key(key.as_ref())?;
         let guest = self.bindings.result_store_s3_store().result_store();
-        Ok(guest
-            .call_get(&mut self.store, self.resource, key)?
+        Ok(self
+            .driver
+            .run(guest.call_get(&mut self.store, self.resource, key))?
             .map_err(bindings::core_error)?)
     }
 
@@ -46,8 +50,9 @@ impl ResultStore {
     pub fn set(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), Error> {
         let key = utf8_key(key.as_ref())?;
         let guest = self.bindings.result_store_s3_store().result_store();
-        Ok(guest
-            .call_set(&mut self.store, self.resource, key, value.as_ref())?
+        Ok(self
+            .driver
+            .run(guest.call_set(&mut self.store, self.resource, key, value.as_ref()))?
             .map_err(bindings::core_error)?)
     }
 
@@ -61,8 +66,9 @@ impl ResultStore {
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<(), Error> {
         let key = utf8_key(key.as_ref())?;
         let guest = self.bindings.result_store_s3_store().result_store();
-        Ok(guest
-            .call_delete(&mut self.store, self.resource, key)?
+        Ok(self
+            .driver
+            .run(guest.call_delete(&mut self.store, self.resource, key))?
             .map_err(bindings::core_error)?)
     }
 }
@@ -73,7 +79,9 @@ impl ResultStore {
     pub fn get_many<K: AsRef<[u8]>>(&mut self, keys: &[K]) -> Result<Vec<ValueResult>, Error> {
         let keys = utf8_keys(keys)?;
         let guest = self.bindings.result_store_s3_store().result_store();
-        let results = guest.call_get_many(&mut self.store, self.resource, &keys)?;
+        let results =
+            self.driver
+                .run(guest.call_get_many(&mut self.store, self.resource, &keys))?;
         Ok(results
             .into_iter()
             .map(|r| r.map_err(store_error))
@@ -90,7 +98,9 @@ impl ResultStore {
             .map(|(k, v)| Ok((utf8_key(k.as_ref())?.to_owned(), v.as_ref().to_vec())))
             .collect::<Result<Vec<_>, Error>>()?;
         let guest = self.bindings.result_store_s3_store().result_store();
-        let results = guest.call_set_many(&mut self.store, self.resource, &entries)?;
+        let results =
+            self.driver
+                .run(guest.call_set_many(&mut self.store, self.resource, &entries))?;
         Ok(results
             .into_iter()
             .map(|r| r.map_err(store_error))
@@ -104,7 +114,9 @@ impl ResultStore {
     ) -> Result<Vec<Result<(), Error>>, Error> {
         let keys = utf8_keys(keys)?;
         let guest = self.bindings.result_store_s3_store().result_store();
-        let results = guest.call_delete_many(&mut self.store, self.resource, &keys)?;
+        let results =
+            self.driver
+                .run(guest.call_delete_many(&mut self.store, self.resource, &keys))?;
         Ok(results
             .into_iter()
             .map(|r| r.map_err(store_error))
@@ -129,7 +141,11 @@ impl Drop for ResultStore {
     fn drop(&mut self) {
         // The instance goes away with the store; dropping the resource first lets the guest
         // run its destructor. A failure here has nowhere useful to go.
-        let _ = self.resource.resource_drop(&mut self.store);
+        if self.driver.can_run() {
+            let _ = self
+                .driver
+                .run(self.resource.resource_drop_async(&mut self.store));
+        }
     }
 }
 

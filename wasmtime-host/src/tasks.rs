@@ -7,39 +7,43 @@ use wasmtime::component::ResourceAny;
 
 use crate::bindings::{self, Component, tasks as wit};
 use crate::error::Error;
-use crate::runtime::HostState;
+use crate::runtime::{Driver, HostState};
 
 /// Celery's result backend over one bucket, backed by its own component instance.
 pub struct TaskStore {
     store: Store<HostState>,
     bindings: Component,
     resource: ResourceAny,
+    driver: Driver,
 }
 
 impl TaskStore {
     pub(crate) fn open(
         mut store: Store<HostState>,
         bindings: Component,
+        driver: Driver,
         config: &s3_result_store::ConfigInput,
         global_keyprefix: Option<&str>,
     ) -> Result<TaskStore, Error> {
-        let resource = bindings
-            .result_store_s3_tasks()
-            .task_store()
-            .call_open(&mut store, &bindings::wit_config(config), global_keyprefix)?
+        let guest = bindings.result_store_s3_tasks().task_store();
+        let config = bindings::wit_config(config);
+        let resource = driver
+            .run(guest.call_open(&mut store, &config, global_keyprefix))?
             .map_err(bindings::core_error)?;
         Ok(TaskStore {
             store,
             bindings,
             resource,
+            driver,
         })
     }
 
     /// Stores `meta` as Celery does; returns what is stored now (a stored SUCCESS stays).
     pub fn store_result(&mut self, meta: &TaskMeta) -> Result<TaskMeta, Error> {
         let guest = self.bindings.result_store_s3_tasks().task_store();
-        let stored = guest
-            .call_store_result(&mut self.store, self.resource, &wit_meta(meta))?
+        let stored = self
+            .driver
+            .run(guest.call_store_result(&mut self.store, self.resource, &wit_meta(meta)))?
             .map_err(bindings::core_error)?;
         core_meta(stored)
     }
@@ -47,8 +51,9 @@ impl TaskStore {
     /// The task's meta; PENDING when nothing is stored.
     pub fn get_meta(&mut self, task_id: &str) -> Result<TaskMeta, Error> {
         let guest = self.bindings.result_store_s3_tasks().task_store();
-        let meta = guest
-            .call_get_meta(&mut self.store, self.resource, task_id)?
+        let meta = self
+            .driver
+            .run(guest.call_get_meta(&mut self.store, self.resource, task_id))?
             .map_err(bindings::core_error)?;
         core_meta(meta)
     }
@@ -57,7 +62,9 @@ impl TaskStore {
     pub fn get_many(&mut self, task_ids: &[&str]) -> Result<Vec<Result<TaskMeta, Error>>, Error> {
         let ids: Vec<String> = task_ids.iter().map(|s| (*s).to_owned()).collect();
         let guest = self.bindings.result_store_s3_tasks().task_store();
-        let metas = guest.call_get_many(&mut self.store, self.resource, &ids)?;
+        let metas = self
+            .driver
+            .run(guest.call_get_many(&mut self.store, self.resource, &ids))?;
         Ok(metas
             .into_iter()
             .map(|r| {
@@ -70,30 +77,34 @@ impl TaskStore {
 
     pub fn forget(&mut self, task_id: &str) -> Result<(), Error> {
         let guest = self.bindings.result_store_s3_tasks().task_store();
-        Ok(guest
-            .call_forget(&mut self.store, self.resource, task_id)?
+        Ok(self
+            .driver
+            .run(guest.call_forget(&mut self.store, self.resource, task_id))?
             .map_err(bindings::core_error)?)
     }
 
     pub fn save_group(&mut self, group_id: &str, task_ids: &[&str]) -> Result<(), Error> {
         let ids: Vec<String> = task_ids.iter().map(|s| (*s).to_owned()).collect();
         let guest = self.bindings.result_store_s3_tasks().task_store();
-        Ok(guest
-            .call_save_group(&mut self.store, self.resource, group_id, &ids)?
+        Ok(self
+            .driver
+            .run(guest.call_save_group(&mut self.store, self.resource, group_id, &ids))?
             .map_err(bindings::core_error)?)
     }
 
     pub fn restore_group(&mut self, group_id: &str) -> Result<Option<Vec<String>>, Error> {
         let guest = self.bindings.result_store_s3_tasks().task_store();
-        Ok(guest
-            .call_restore_group(&mut self.store, self.resource, group_id)?
+        Ok(self
+            .driver
+            .run(guest.call_restore_group(&mut self.store, self.resource, group_id))?
             .map_err(bindings::core_error)?)
     }
 
     pub fn forget_group(&mut self, group_id: &str) -> Result<(), Error> {
         let guest = self.bindings.result_store_s3_tasks().task_store();
-        Ok(guest
-            .call_forget_group(&mut self.store, self.resource, group_id)?
+        Ok(self
+            .driver
+            .run(guest.call_forget_group(&mut self.store, self.resource, group_id))?
             .map_err(bindings::core_error)?)
     }
 }
@@ -102,15 +113,20 @@ impl TaskStore {
     /// Deletes task and group results older than `older_than`; returns how many.
     pub fn cleanup(&mut self, older_than: std::time::Duration) -> Result<u64, Error> {
         let guest = self.bindings.result_store_s3_tasks().task_store();
-        Ok(guest
-            .call_cleanup(&mut self.store, self.resource, older_than.as_secs())?
+        Ok(self
+            .driver
+            .run(guest.call_cleanup(&mut self.store, self.resource, older_than.as_secs()))?
             .map_err(bindings::core_error)?)
     }
 }
 
 impl Drop for TaskStore {
     fn drop(&mut self) {
-        let _ = self.resource.resource_drop(&mut self.store);
+        if self.driver.can_run() {
+            let _ = self
+                .driver
+                .run(self.resource.resource_drop_async(&mut self.store));
+        }
     }
 }
 
