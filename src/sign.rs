@@ -26,6 +26,18 @@ fn s3_settings() -> SigningSettings {
     settings
 }
 
+/// SHA-256 of the empty payload (GET, HEAD, DELETE), in hex.
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// The payload for signing; an empty one with its well-known hash, which saves hashing it.
+fn payload(body: &[u8]) -> SignableBody<'_> {
+    if body.is_empty() {
+        SignableBody::Precomputed(EMPTY_SHA256.to_owned())
+    } else {
+        SignableBody::Bytes(body)
+    }
+}
+
 /// Adds `x-amz-date`, `x-amz-content-sha256`, `authorization` (and `x-amz-security-token`)
 /// to `request`. The `host` value is signed from the URI authority but not added as a header:
 /// WASI HTTP forbids the guest from setting it and fills it in from the same authority.
@@ -69,7 +81,7 @@ pub fn sign(
         request.method().as_str(),
         uri,
         headers.into_iter(),
-        SignableBody::Bytes(request.body()),
+        payload(request.body()),
     )
     .map_err(|e| Error::InvalidConfig(format!("cannot sign: {e}")))?;
     let (instructions, _signature) = sigv4_sign(signable, &params)

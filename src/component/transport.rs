@@ -27,6 +27,9 @@ impl Transport for WasiHttp {
         limits: &TransportLimits,
     ) -> Result<Response, Error> {
         let started = start(request, limits)?;
+        // The request has only just been handed over, so its response cannot be there yet:
+        // waiting before the first `get` saves a host call that would find nothing.
+        started.future.subscribe().block();
         finish(&started, limits)
     }
 
@@ -79,15 +82,26 @@ struct Started {
 
 fn start(request: &http::Request<Vec<u8>>, limits: &TransportLimits) -> Result<Started, Error> {
     let outgoing = outgoing_request(request)?;
-    let outgoing_body = outgoing
-        .body()
-        .map_err(|()| Error::Transport("the request body was already taken".into()))?;
+    // A request whose body is never taken goes out without one: for an empty body (GET, HEAD,
+    // DELETE) that saves two host calls and the host's body channel.
+    let outgoing_body = if request.body().is_empty() {
+        None
+    } else {
+        Some(
+            outgoing
+                .body()
+                .map_err(|()| Error::Transport("the request body was already taken".into()))?,
+        )
+    };
     // `handle` must come before the body is written: a body larger than the host's
     // buffer blocks forever otherwise.
     let future = outgoing_handler::handle(outgoing, Some(request_options(limits)))
         .map_err(|e| http_error(&e))?;
-    let written = write_body(&outgoing_body, request.body())
-        .and_then(|()| OutgoingBody::finish(outgoing_body, None).map_err(|e| http_error(&e)));
+    let written = match outgoing_body {
+        None => Ok(()),
+        Some(body) => write_body(&body, request.body())
+            .and_then(|()| OutgoingBody::finish(body, None).map_err(|e| http_error(&e))),
+    };
     let head = request.method() == http::Method::HEAD;
     Ok(Started {
         future,
@@ -110,20 +124,29 @@ fn finish(started: &Started, limits: &TransportLimits) -> Result<Response, Error
 }
 
 fn outgoing_request(parts: &http::Request<Vec<u8>>) -> Result<OutgoingRequest, Error> {
-    let fields = Fields::new();
-    for (name, value) in parts.headers() {
-        fields
-            .append(name.as_str(), value.as_bytes())
-            .map_err(|e| Error::Transport(format!("header {name} refused by the host: {e:?}")))?;
-    }
+    // One host call for all the headers, rather than one per header: each crossing of the
+    // component boundary costs more than copying a few short strings.
+    let entries: Vec<(String, Vec<u8>)> = parts
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect();
+    let fields = Fields::from_list(&entries).map_err(|e| {
+        let names: Vec<&str> = entries.iter().map(|(name, _)| name.as_str()).collect();
+        Error::Transport(format!(
+            "the host refused the request headers ({}): {e:?}",
+            names.join(", ")
+        ))
+    })?;
     let request = OutgoingRequest::new(fields);
     let method = match *parts.method() {
-        http::Method::GET => Method::Get,
-        http::Method::PUT => Method::Put,
-        http::Method::DELETE => Method::Delete,
-        http::Method::HEAD => Method::Head,
-        http::Method::POST => Method::Post,
-        ref other => Method::Other(other.as_str().to_owned()),
+        // A new request is a GET already: no call needed.
+        http::Method::GET => None,
+        http::Method::PUT => Some(Method::Put),
+        http::Method::DELETE => Some(Method::Delete),
+        http::Method::HEAD => Some(Method::Head),
+        http::Method::POST => Some(Method::Post),
+        ref other => Some(Method::Other(other.as_str().to_owned())),
     };
     let uri = parts.uri();
     let scheme = match uri.scheme_str() {
@@ -131,9 +154,11 @@ fn outgoing_request(parts: &http::Request<Vec<u8>>) -> Result<OutgoingRequest, E
         _ => Scheme::Http,
     };
     let refused = |what: &str| Error::Transport(format!("the host refused the request {what}"));
-    request
-        .set_method(&method)
-        .map_err(|()| refused("method"))?;
+    if let Some(method) = method {
+        request
+            .set_method(&method)
+            .map_err(|()| refused("method"))?;
+    }
     request
         .set_scheme(Some(&scheme))
         .map_err(|()| refused("scheme"))?;
@@ -219,7 +244,9 @@ fn wait(future: &FutureIncomingResponse, max_body: u64, head: bool) -> Result<Re
         .map_err(|()| Error::Transport("the response body was already taken".into()))?;
     let capacity = usize::try_from(declared.unwrap_or(0)).unwrap_or(0);
     let bytes = read_body(&body, capacity, max_body)?;
-    let _trailers = IncomingBody::finish(body);
+    // Dropped rather than finished: S3 sends no trailers, and `finish` would cost two host
+    // calls (it and the future-trailers it returns).
+    drop(body);
     Ok(Response {
         status,
         headers,
