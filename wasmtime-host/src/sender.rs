@@ -488,7 +488,12 @@ fn client_error(err: hyper_util::client::legacy::Error) -> Error {
 struct BetweenBytes {
     incoming: Incoming,
     limit: Duration,
-    timer: Pin<Box<Sleep>>,
+    /// When the last frame (at first, the head) came: the deadline is `limit` after it.
+    last: Instant,
+    /// Made, or moved to the current deadline, only when a frame has to be waited for:
+    /// registering a timer wakes the runtime's I/O driver (a syscall), which a body whose
+    /// frames are there when asked (any small one) never needs.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl BetweenBytes {
@@ -496,7 +501,8 @@ impl BetweenBytes {
         BetweenBytes {
             incoming,
             limit,
-            timer: Box::pin(tokio::time::sleep_until(after(Instant::now(), limit))),
+            last: Instant::now(),
+            timer: None,
         }
     }
 }
@@ -512,8 +518,7 @@ impl Body for BetweenBytes {
         let this = &mut *self;
         match Pin::new(&mut this.incoming).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let deadline = after(Instant::now(), this.limit);
-                this.timer.as_mut().reset(deadline);
+                this.last = Instant::now();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(err))) if err.is_timeout() => {
@@ -522,7 +527,14 @@ impl Body for BetweenBytes {
             Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(Error::from(err)))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                ready!(this.timer.as_mut().poll(cx));
+                let deadline = after(this.last, this.limit);
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                ready!(timer.as_mut().poll(cx));
                 Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
             }
         }
