@@ -3,15 +3,25 @@
 use s3_result_store_tests::runtime;
 
 #[test]
-fn exports_the_store_and_tasks_interfaces() {
-    let (_, exports) = runtime().interface();
-    assert_eq!(
-        exports,
-        vec![
-            "result-store:s3/store@0.1.0".to_owned(),
-            "result-store:s3/tasks@0.1.0".to_owned()
-        ]
-    );
+fn exports_its_own_interfaces_and_wasi_keyvalue_at_both_drafts() {
+    let (imports, exports) = runtime().interface();
+    let expected: Vec<String> = [
+        "result-store:s3/types@0.1.0",
+        "result-store:s3/store@0.1.0",
+        "result-store:s3/tasks@0.1.0",
+        "wasi:keyvalue/store@0.2.0-draft2",
+        "wasi:keyvalue/batch@0.2.0-draft2",
+        "wasi:keyvalue/atomics@0.2.0-draft2",
+        "wasi:keyvalue/store@0.2.0-draft",
+        "wasi:keyvalue/batch@0.2.0-draft",
+        "wasi:keyvalue/atomics@0.2.0-draft",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(exports, expected);
+    // Its types are exported with the interfaces that use them: nothing but WASI is imported.
+    let foreign: Vec<&String> = imports.iter().filter(|i| !i.starts_with("wasi:")).collect();
+    assert!(foreign.is_empty(), "non-WASI imports: {foreign:?}");
 }
 
 #[test]

@@ -29,7 +29,7 @@ wit_bindgen::generate!({
 });
 
 use exports::result_store::s3::store::{Guest, GuestResultStore, ResultStore};
-use result_store::s3::types as wit;
+use exports::result_store::s3::types as wit;
 
 pub(crate) struct Component;
 

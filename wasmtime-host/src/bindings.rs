@@ -20,9 +20,9 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::result_store::s3::tasks;
+pub use exports::result_store::s3::types as wit;
 pub use exports::wasi::keyvalue0_2_0_draft as kv_draft;
 pub use exports::wasi::keyvalue0_2_0_draft2 as kv_draft2;
-pub use result_store::s3::types as wit;
 
 pub fn wit_config(c: &ConfigInput) -> wit::Config {
     wit::Config {

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -94,14 +94,12 @@ impl WasiHttpView for HostState {
     }
 }
 
-impl bindings::wit::Host for HostState {}
-
 /// The compiled component, ready to instantiate. Cheap to share by reference; each
 /// [`ResultStore`] gets its own instance.
 pub struct Runtime {
     engine: Engine,
-    /// One per thread that has opened stores (see [`Driver`]).
-    drivers: Mutex<HashMap<ThreadId, Driver>>,
+    /// One per thread that has opened stores (see [`Driver`]), with whether that thread lives.
+    drivers: Mutex<HashMap<ThreadId, (Driver, Weak<()>)>>,
     pre: ComponentPre<HostState>,
     env: Vec<(String, String)>,
     clock_offset_secs: i64,
@@ -185,7 +183,6 @@ impl Runtime {
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        bindings::wit::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         let pre = ComponentPre::new(linker.instantiate_pre(component)?)?;
         Ok(Runtime {
             engine,
@@ -317,12 +314,16 @@ impl Runtime {
     fn driver(&self) -> Result<Driver, Error> {
         let mut drivers = self.drivers.lock().unwrap_or_else(PoisonError::into_inner);
         let thread = std::thread::current().id();
-        if let Some(driver) = drivers.get(&thread) {
+        if let Some((driver, _)) = drivers.get(&thread) {
             return Ok(driver.clone());
         }
+        // Threads that have ended let go of their drivers (their stores keep theirs), so a
+        // program that starts a thread per task does not pile up runtimes and file handles.
+        drivers.retain(|_, (_, alive)| alive.strong_count() > 0);
         let sender = (!self.sender.is_default()).then(|| self.sender.with_own_pool());
         let driver = Driver::new(sender)?;
-        drivers.insert(thread, driver.clone());
+        let alive = THREAD_ALIVE.try_with(Arc::downgrade).unwrap_or_default();
+        drivers.insert(thread, (driver.clone(), alive));
         Ok(driver)
     }
 
@@ -363,6 +364,11 @@ impl Runtime {
 /// runtime runs. A store moved to another thread keeps its driver, which is still correct.
 #[derive(Clone)]
 pub(crate) struct Driver(Arc<DriverRuntime>);
+
+thread_local! {
+    /// Dropped when the thread ends: a driver's entry in [`Runtime`] watches it.
+    static THREAD_ALIVE: Arc<()> = Arc::new(());
+}
 
 struct DriverRuntime {
     runtime: Option<tokio::runtime::Runtime>,
