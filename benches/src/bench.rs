@@ -279,6 +279,21 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// A progress bar over the rounds on a terminal; elsewhere (logs, CI) a line per round.
+fn rounds_bar(rounds: usize, label: &str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(rounds as u64).with_message(format!("{label} rounds"));
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("bench: {msg} {bar:30} {pos}/{len} ({eta} left)")
+    {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
 /// Prepares the objects of one size, warms every contender up, then measures in rounds.
 fn measure_size(
     args: &Args,
@@ -323,6 +338,8 @@ fn measure_size(
         .collect();
     let chunk = size.iterations.div_ceil(args.rounds);
     let n = entries.len();
+    let rounds = keys.len().div_ceil(chunk);
+    let bar = rounds_bar(rounds, size.label);
     for (round, slice) in keys.chunks(chunk).enumerate() {
         let t0 = Instant::now();
         for &op in size.ops {
@@ -344,13 +361,18 @@ fn measure_size(
                 slot.add(measured);
             }
         }
-        eprintln!(
-            "bench: {}: round {}/{} done in {:.1} s",
-            size.label,
-            round + 1,
-            keys.len().div_ceil(chunk),
-            t0.elapsed().as_secs_f64()
-        );
+        match &bar {
+            Some(bar) => bar.inc(1),
+            None => eprintln!(
+                "bench: {}: round {}/{rounds} done in {:.1} s",
+                size.label,
+                round + 1,
+                t0.elapsed().as_secs_f64()
+            ),
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
 
     // Objects left behind (sizes without a delete round, warm-up keys).
