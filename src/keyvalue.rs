@@ -257,31 +257,25 @@ impl<T: Transport, S: System> Bucket<T, S> {
 
     /// Adds `delta` to the decimal number under `key` (0 when missing) and returns the sum.
     pub fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
-        self.require_conditional_writes()?;
-        let written = self.store.update(key, |current| {
-            let value = match current {
-                None => 0,
-                Some(bytes) => parse_counter::<i64>(key, bytes)?,
-            };
-            let sum = value
-                .checked_add(delta)
-                .ok_or_else(|| overflow(key, value, delta))?;
-            Ok(sum.to_string().into_bytes())
-        })?;
-        Ok(parse_counter(key, &written)?)
+        self.add(key, delta, i64::checked_add)
     }
 
     /// [`Bucket::increment`] over unsigned numbers, as the draft has it.
     pub fn increment_unsigned(&self, key: &str, delta: u64) -> Result<u64, KvError> {
+        self.add(key, delta, u64::checked_add)
+    }
+
+    fn add<N>(&self, key: &str, delta: N, checked_add: fn(N, N) -> Option<N>) -> Result<N, KvError>
+    where
+        N: Copy + Default + std::fmt::Display + std::str::FromStr,
+    {
         self.require_conditional_writes()?;
         let written = self.store.update(key, |current| {
             let value = match current {
-                None => 0,
-                Some(bytes) => parse_counter::<u64>(key, bytes)?,
+                None => N::default(),
+                Some(bytes) => parse_counter::<N>(key, bytes)?,
             };
-            let sum = value
-                .checked_add(delta)
-                .ok_or_else(|| overflow(key, value, delta))?;
+            let sum = checked_add(value, delta).ok_or_else(|| overflow(key, value, delta))?;
             Ok(sum.to_string().into_bytes())
         })?;
         Ok(parse_counter(key, &written)?)
