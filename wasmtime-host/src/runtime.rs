@@ -66,6 +66,18 @@ impl ResourceLimiter for GuestMemory {
 }
 
 impl HostState {
+    /// State for one instance: its WASI context, and the sender its outgoing requests go
+    /// through (`None`: wasmtime's default).
+    pub(crate) fn new(wasi: WasiCtx, sender: Option<PooledSender>) -> HostState {
+        HostState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            sender,
+            memory: GuestMemory::default(),
+        }
+    }
+
     /// The most linear memory the instance has had, in bytes.
     pub(crate) fn guest_memory_peak(&self) -> usize {
         self.memory.peak
@@ -335,16 +347,7 @@ impl Runtime {
             wasi.wall_clock(OffsetClock(self.clock_offset_secs));
         }
         let wasi = wasi.build();
-        let mut store = Store::new(
-            &self.engine,
-            HostState {
-                wasi,
-                http: WasiHttpCtx::new(),
-                table: ResourceTable::new(),
-                sender: driver.sender().cloned(),
-                memory: GuestMemory::default(),
-            },
-        );
+        let mut store = Store::new(&self.engine, HostState::new(wasi, driver.sender().cloned()));
         store.limiter(|state| &mut state.memory);
         store.set_hostcall_fuel(self.hostcall_fuel);
         let instance = driver.run(self.pre.instantiate_async(&mut store))?;

@@ -31,47 +31,18 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::engine::RuntimeOptions;
 use crate::error::Error;
+use crate::runtime::HostState;
 use crate::sender::PooledSender;
-
-/// Per-request state: one instance's WASI contexts.
-struct ProxyState {
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    table: ResourceTable,
-    sender: Option<PooledSender>,
-}
-
-impl WasiView for ProxyState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for ProxyState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: match &mut self.sender {
-                Some(sender) => sender,
-                None => Default::default(),
-            },
-        }
-    }
-}
 
 /// A compiled `wasi:http/proxy` component (one that exports `wasi:http/incoming-handler`),
 /// ready to serve. It may import any of WASI 0.2's `wasi:cli`, `wasi:clocks`, `wasi:random`,
@@ -83,7 +54,7 @@ impl WasiHttpView for ProxyState {
 #[derive(Clone)]
 pub struct ProxyServer {
     engine: Engine,
-    pre: ProxyPre<ProxyState>,
+    pre: ProxyPre<HostState>,
     env: Vec<(String, String)>,
     sender: PooledSender,
 }
@@ -109,7 +80,7 @@ impl ProxyServer {
         })?;
         let engine = options.engine(true)?;
         let component = Component::new(&engine, &bytes)?;
-        let mut linker = Linker::<ProxyState>::new(&engine);
+        let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component)?).map_err(|e| {
@@ -250,12 +221,11 @@ impl ProxyServer {
         wasi.envs(&self.env).inherit_stdout().inherit_stderr();
         let mut store = Store::new(
             &self.engine,
-            ProxyState {
-                wasi: wasi.build(),
-                http: WasiHttpCtx::new(),
-                table: ResourceTable::new(),
-                sender: (!self.sender.is_default()).then(|| self.sender.clone()),
-            },
+            // The store's per-instance state serves here too: WASI, WASI HTTP, the sender.
+            HostState::new(
+                wasi.build(),
+                (!self.sender.is_default()).then(|| self.sender.clone()),
+            ),
         );
         let (respond, response) = oneshot::channel();
         let resources = store
