@@ -14,6 +14,7 @@
 mod celery;
 mod chart;
 mod clients;
+mod latency;
 mod measure;
 mod report;
 
@@ -77,6 +78,10 @@ struct Args {
     /// Measured repetitions of the batch comparison (each: one `get_many`, one sequence).
     #[arg(long, default_value_t = 20)]
     batch_repeats: usize,
+    /// Also compare the batch through a relay adding this round-trip time, as over a network
+    /// (0: loopback only).
+    #[arg(long, default_value_t = 2)]
+    batch_rtt_ms: u64,
     /// Python with celery and boto3 (made by `scripts/setup --test`).
     #[arg(long, env = "S3RS_PYTHON", default_value_os_t = default_python())]
     python: PathBuf,
@@ -244,7 +249,25 @@ fn main() -> Result<()> {
         report.results.extend(measured);
     }
 
-    report.batch = Some(measure_batch(&args, &pooled, &input, &mut setup)?);
+    report
+        .batches
+        .push(measure_batch(&args, &pooled, &input, &mut setup, 0)?);
+    if args.batch_rtt_ms > 0 {
+        let upstream = args
+            .endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .context("the batch over a relay needs an http://IP:PORT endpoint")?;
+        let rtt = std::time::Duration::from_millis(args.batch_rtt_ms);
+        let relay = latency::LatencyRelay::start(upstream, rtt)?;
+        let through = ConfigInput {
+            endpoint_url: Some(relay.endpoint()),
+            ..input.clone()
+        };
+        let batch = measure_batch(&args, &pooled, &through, &mut setup, args.batch_rtt_ms)?;
+        report.batches.push(batch);
+    }
     report.contenders = entries.iter().map(|e| (e.id, e.label.clone())).collect();
     report.parameters = serde_json::json!({
         "iterations_1k": args.iterations,
@@ -255,6 +278,7 @@ fn main() -> Result<()> {
         "rounds": args.rounds,
         "batch_keys": args.batch_keys,
         "batch_repeats": args.batch_repeats,
+        "batch_rtt_ms": args.batch_rtt_ms,
         "bucket": args.bucket,
         "prefix": args.prefix,
     });
@@ -396,6 +420,7 @@ fn measure_batch(
     runtime: &Runtime,
     input: &ConfigInput,
     setup: &mut Floor,
+    added_rtt_ms: u64,
 ) -> Result<Batch> {
     let value = value(1024);
     let keys: Vec<String> = (0..args.batch_keys)
@@ -446,7 +471,7 @@ fn measure_batch(
         many(&mut store)?;
         sequential(&mut store)?;
     }
-    let mut batch = Batch::new(args.batch_keys);
+    let mut batch = Batch::new(args.batch_keys, added_rtt_ms);
     for repeat in 0..args.batch_repeats {
         if repeat % 2 == 0 {
             batch.many.push(many(&mut store)?);

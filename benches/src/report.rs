@@ -53,16 +53,27 @@ impl Measured {
 /// `get_many` of N keys against N sequential `get`s: (wall ns, CPU ns) of each repetition.
 pub struct Batch {
     pub keys: usize,
+    /// Round-trip time added by a relay between client and server (0: loopback as it is).
+    pub added_rtt_ms: u64,
     pub many: Vec<(u64, u64)>,
     pub sequential: Vec<(u64, u64)>,
 }
 
 impl Batch {
-    pub fn new(keys: usize) -> Batch {
+    pub fn new(keys: usize, added_rtt_ms: u64) -> Batch {
         Batch {
             keys,
+            added_rtt_ms,
             many: Vec::new(),
             sequential: Vec::new(),
+        }
+    }
+
+    /// How the network was: "loopback" or "loopback + 2 ms RTT".
+    pub fn network(&self) -> String {
+        match self.added_rtt_ms {
+            0 => "loopback".to_owned(),
+            ms => format!("loopback + {ms} ms RTT"),
         }
     }
 
@@ -152,7 +163,7 @@ pub struct Report {
     pub celery_info: Option<Value>,
     pub contenders: Vec<(&'static str, String)>,
     pub results: Vec<Measured>,
-    pub batch: Option<Batch>,
+    pub batches: Vec<Batch>,
     pub parameters: Value,
     duration: Duration,
 }
@@ -179,7 +190,7 @@ impl Report {
             celery_info: None,
             contenders: Vec::new(),
             results: Vec::new(),
-            batch: None,
+            batches: Vec::new(),
             parameters: Value::Null,
             duration: Duration::ZERO,
         }
@@ -259,12 +270,13 @@ impl Report {
             LATENCY_VS_FLOOR,
             |r| r.0,
         );
-        if let Some(batch) = &self.batch {
+        for batch in &self.batches {
             let speedup = batch.speedup();
             targets.push(Target {
                 name: format!(
-                    "{}-key get_many ≥ {BATCH_SPEEDUP}× faster than sequential gets",
-                    batch.keys
+                    "{}-key get_many ≥ {BATCH_SPEEDUP}× faster than sequential gets ({})",
+                    batch.keys,
+                    batch.network()
                 ),
                 measured: format!("{speedup:.1}×"),
                 met: speedup >= BATCH_SPEEDUP,
@@ -357,13 +369,15 @@ impl Report {
                 }
             }
         }
-        if let Some(batch) = &self.batch {
+        for batch in &self.batches {
             let many = Batch::wall(&batch.many);
             let seq = Batch::wall(&batch.sequential);
             let _ = writeln!(
                 out,
-                "\n#### Batch: {} keys of 1 KiB, component (pool), {} repetitions\n",
-                batch.keys, many.iterations
+                "\n#### Batch: {} keys of 1 KiB, component (pool), {}, {} repetitions\n",
+                batch.keys,
+                batch.network(),
+                many.iterations
             );
             let _ = writeln!(out, "| read | median | p99 | CPU |");
             let _ = writeln!(out, "|---|---:|---:|---:|");
@@ -438,10 +452,17 @@ impl Report {
                 s.cpu_ns_per_op / 1e3,
             );
         }
-        if let Some(batch) = &self.batch {
+        for batch in &self.batches {
+            let rtt = match batch.added_rtt_ms {
+                0 => String::new(),
+                ms => format!("_rtt{ms}ms"),
+            };
             for (op, runs) in [
-                (format!("get_many_{}", batch.keys), &batch.many),
-                (format!("sequential_get_{}", batch.keys), &batch.sequential),
+                (format!("get_many_{}{rtt}", batch.keys), &batch.many),
+                (
+                    format!("sequential_get_{}{rtt}", batch.keys),
+                    &batch.sequential,
+                ),
             ] {
                 let s = Batch::wall(runs);
                 let _ = writeln!(
@@ -484,19 +505,20 @@ impl Report {
                 }))
             })
             .collect();
-        let batch = self.batch.as_ref().map(|b| {
+        let batch: Vec<_> = self.batches.iter().map(|b| {
             let many = Batch::wall(&b.many);
             let seq = Batch::wall(&b.sequential);
             json!({
                 "contender": "component",
                 "keys": b.keys,
+                "added_rtt_ms": b.added_rtt_ms,
                 "value_bytes": 1024,
                 "repetitions": many.iterations,
                 "get_many": {"median_ns": many.median_ns, "p99_ns": many.p99_ns, "cpu_ns": many.cpu_ns_per_op},
                 "sequential": {"median_ns": seq.median_ns, "p99_ns": seq.p99_ns, "cpu_ns": seq.cpu_ns_per_op},
                 "speedup": b.speedup(),
             })
-        });
+        }).collect();
         json!({
             "machine": {
                 "cpu_model": m.cpu_model,
