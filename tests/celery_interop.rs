@@ -6,13 +6,11 @@
 //! (`pip install -r tests/requirements.txt`).
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use s3_result_store_host::TaskStore;
 use s3_result_store_host::celery::{self, Extended, State, TaskMeta};
+use s3_result_store_tests::celery::CeleryApp;
 use s3_result_store_tests::{TestServer, report, runtime, server, unique_prefix};
 use serde_json::{Value, json};
 
@@ -29,51 +27,13 @@ struct Celery<'a> {
 
 impl Celery<'_> {
     fn run(&self, command: &str, input: &Value) -> Value {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/celery_interop.py");
-        let s = self.server;
-        let mut child = Command::new(python())
-            .arg(script)
-            .arg(command)
-            .env("ENDPOINT", &s.endpoint)
-            .env("REGION", &s.region)
-            .env("ACCESS_KEY_ID", &s.access_key_id)
-            .env("SECRET_ACCESS_KEY", &s.secret_access_key)
-            .env("BUCKET", &s.bucket)
-            .env("BASE_PATH", &self.base_path)
-            .env("GLOBAL_KEYPREFIX", self.global_keyprefix.unwrap_or(""))
-            .env("RESULT_EXTENDED", if self.extended { "1" } else { "0" })
-            .env("PYTHONUTF8", "1")
-            .env("PYTHONIOENCODING", "utf-8")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run the Celery script (is Python with Celery installed? see README)");
-        child
-            .stdin
-            .take()
-            .expect("stdin is piped")
-            .write_all(input.to_string().as_bytes())
-            .expect("send the script its input");
-        let output = child
-            .wait_with_output()
-            .expect("wait for the Celery script");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "Celery script `{command}` failed{}:\n{stderr}",
-            if stderr.contains("No module named 'celery'") {
-                " (pip install -r tests/requirements.txt into the tests' Python)"
-            } else {
-                ""
-            }
-        );
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-            panic!(
-                "Celery script `{command}` printed no JSON ({e}): {}",
-                String::from_utf8_lossy(&output.stdout)
-            )
-        })
+        CeleryApp {
+            server: self.server,
+            base_path: &self.base_path,
+            global_keyprefix: self.global_keyprefix,
+            extended: self.extended,
+        }
+        .run(command, input)
     }
 
     /// Stores the cases with `backend.store_result` and saves the groups with
@@ -138,18 +98,6 @@ impl Celery<'_> {
         runtime()
             .open_tasks(&self.server.config(&self.base_path), self.global_keyprefix)
             .unwrap()
-    }
-}
-
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("S3RS_PYTHON") {
-        return p.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    if venv.exists() {
-        venv
-    } else {
-        "python3".into()
     }
 }
 

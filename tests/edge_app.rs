@@ -8,13 +8,12 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use s3_result_store_host::celery::{State, TaskMeta, python_json};
 use s3_result_store_host::{ProxyServer, Serving, TaskStore, default_task_status_path};
-use s3_result_store_tests::{TestServer, python, report, runtime, server, unique_prefix};
+use s3_result_store_tests::celery::CeleryApp;
+use s3_result_store_tests::{TestServer, report, runtime, server, unique_prefix};
 use serde_json::{Value, json};
 
 /// The composed component, compiled once for this test binary.
@@ -402,38 +401,13 @@ fn store_errors_are_json_with_gateway_statuses() {
 // Results written by real Celery (tests/support/celery_interop.py, its S3 backend over boto3)
 
 fn celery(s: &TestServer, base_path: &str, command: &str, input: &Value) -> Value {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/celery_interop.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        .arg(command)
-        .env("ENDPOINT", &s.endpoint)
-        .env("REGION", &s.region)
-        .env("ACCESS_KEY_ID", &s.access_key_id)
-        .env("SECRET_ACCESS_KEY", &s.secret_access_key)
-        .env("BUCKET", &s.bucket)
-        .env("BASE_PATH", base_path)
-        .env("GLOBAL_KEYPREFIX", "")
-        .env("RESULT_EXTENDED", "0")
-        .env("PYTHONUTF8", "1")
-        .env("PYTHONIOENCODING", "utf-8")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the Celery script (is Python with Celery installed? see README)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "Celery script `{command}` failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("the Celery script prints JSON")
+    let app = CeleryApp {
+        server: s,
+        base_path,
+        global_keyprefix: None,
+        extended: false,
+    };
+    app.run(command, input)
 }
 
 #[test]

@@ -14,6 +14,7 @@
 //! | `S3RS_TEST_CONDITIONAL_WRITES` | `0` for servers that ignore If-Match / If-None-Match (Garage) |
 //! | `S3RS_PYTHON` | Python with boto3 for the independent client (default `.venv/bin/python`) |
 
+pub mod celery;
 pub mod fault_proxy;
 
 use std::io::Write;
