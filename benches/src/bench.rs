@@ -24,10 +24,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, ensure};
 use bytes::Bytes;
 use clap::Parser;
-use s3_result_store::{AddressingStyle, ConfigInput};
+use s3_result_store::ConfigInput;
 use s3_result_store_host::{Runtime, default_component_path};
 
-use crate::clients::{Client, Component, Contender, Floor, InProcess, Sdk};
+use crate::clients::{Client, Component, Contender, Floor, InProcess, Sdk, ServerArgs};
 use crate::measure::{Op, process_cpu_ns};
 use crate::report::{Batch, Measured, Report};
 
@@ -36,18 +36,8 @@ use crate::report::{Batch, Measured, Report};
 #[derive(Parser)]
 #[command(name = "bench")]
 struct Args {
-    /// S3 endpoint, e.g. http://127.0.0.1:3900.
-    #[arg(long, env = "S3RS_TEST_ENDPOINT")]
-    endpoint: String,
-    #[arg(long, env = "S3RS_TEST_REGION", default_value = "us-east-1")]
-    region: String,
-    #[arg(long, env = "S3RS_TEST_ACCESS_KEY_ID")]
-    access_key_id: String,
-    #[arg(long, env = "S3RS_TEST_SECRET_ACCESS_KEY", hide_env_values = true)]
-    secret_access_key: String,
-    /// An existing bucket; objects are written under --prefix and removed at the end.
-    #[arg(long, env = "S3RS_TEST_BUCKET")]
-    bucket: String,
+    #[command(flatten)]
+    s3: ServerArgs,
     /// What the server is, for the report (e.g. "Garage 2.5.0").
     #[arg(long, env = "S3RS_BENCH_SERVER", default_value = "unnamed S3 server")]
     server: String,
@@ -136,16 +126,8 @@ fn main() -> Result<()> {
     let args = Args::parse();
     ensure!(args.rounds > 0, "--rounds must be at least 1");
     let started = Instant::now();
-    let mut report = Report::new(&args.server, &args.endpoint);
-    let input = ConfigInput {
-        endpoint_url: Some(args.endpoint.clone()),
-        region: Some(args.region.clone()),
-        access_key_id: Some(args.access_key_id.clone()),
-        secret_access_key: Some(args.secret_access_key.clone()),
-        bucket_name: Some(args.bucket.clone()),
-        addressing_style: AddressingStyle::Path,
-        ..ConfigInput::default()
-    };
+    let mut report = Report::new(&args.server, &args.s3.endpoint);
+    let input = args.s3.config();
 
     // Untimed work (preparing and restoring objects, cleaning up) goes through a floor client
     // of its own, so that no measured client's connection pool is touched by it.
@@ -254,6 +236,7 @@ fn main() -> Result<()> {
         .push(measure_batch(&args, &pooled, &input, &mut setup, 0)?);
     if args.batch_rtt_ms > 0 {
         let upstream = args
+            .s3
             .endpoint
             .trim_start_matches("http://")
             .trim_end_matches('/')
@@ -279,7 +262,7 @@ fn main() -> Result<()> {
         "batch_keys": args.batch_keys,
         "batch_repeats": args.batch_repeats,
         "batch_rtt_ms": args.batch_rtt_ms,
-        "bucket": args.bucket,
+        "bucket": args.s3.bucket,
         "prefix": args.prefix,
     });
     drop(entries);

@@ -19,6 +19,39 @@ use s3_result_store_host::{ResultStore, Runtime};
 
 use crate::measure::{Chunk, Op, process_cpu_ns, thread_cpu_ns};
 
+// The S3 server and credentials both binaries measure against; the server runs in another
+// process. (Not a doc comment: clap would make it the `about` of a command that flattens it.)
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// S3 endpoint, e.g. http://127.0.0.1:3900.
+    #[arg(long, env = "S3RS_TEST_ENDPOINT")]
+    pub endpoint: String,
+    #[arg(long, env = "S3RS_TEST_REGION", default_value = "us-east-1")]
+    pub region: String,
+    #[arg(long, env = "S3RS_TEST_ACCESS_KEY_ID")]
+    pub access_key_id: String,
+    #[arg(long, env = "S3RS_TEST_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub secret_access_key: String,
+    /// An existing bucket; objects are written under a prefix and removed at the end.
+    #[arg(long, env = "S3RS_TEST_BUCKET")]
+    pub bucket: String,
+}
+
+impl ServerArgs {
+    /// The store's config for this server, path style.
+    pub fn config(&self) -> ConfigInput {
+        ConfigInput {
+            endpoint_url: Some(self.endpoint.clone()),
+            region: Some(self.region.clone()),
+            access_key_id: Some(self.access_key_id.clone()),
+            secret_access_key: Some(self.secret_access_key.clone()),
+            bucket_name: Some(self.bucket.clone()),
+            addressing_style: s3_result_store::AddressingStyle::Path,
+            ..ConfigInput::default()
+        }
+    }
+}
+
 /// One client, blocking calls. `get` returns the whole body.
 pub trait Client {
     fn get(&mut self, key: &str) -> Result<Option<Bytes>>;

@@ -15,25 +15,16 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use clap::Parser;
-use s3_result_store::{AddressingStyle, ConfigInput};
 use s3_result_store_host::{Runtime, default_component_path};
 
-use crate::clients::{Client, Component, Floor};
+use crate::clients::{Client, Component, Floor, ServerArgs};
 use crate::measure::{process_cpu_ns, thread_cpu_ns};
 
 #[derive(Parser)]
 #[command(name = "profile")]
 struct Args {
-    #[arg(long, env = "S3RS_TEST_ENDPOINT")]
-    endpoint: String,
-    #[arg(long, env = "S3RS_TEST_REGION", default_value = "us-east-1")]
-    region: String,
-    #[arg(long, env = "S3RS_TEST_ACCESS_KEY_ID")]
-    access_key_id: String,
-    #[arg(long, env = "S3RS_TEST_SECRET_ACCESS_KEY", hide_env_values = true)]
-    secret_access_key: String,
-    #[arg(long, env = "S3RS_TEST_BUCKET")]
-    bucket: String,
+    #[command(flatten)]
+    s3: ServerArgs,
     /// component, component-no-pool or floor.
     #[arg(long, default_value = "component")]
     contender: String,
@@ -51,15 +42,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let input = ConfigInput {
-        endpoint_url: Some(args.endpoint.clone()),
-        region: Some(args.region.clone()),
-        access_key_id: Some(args.access_key_id.clone()),
-        secret_access_key: Some(args.secret_access_key.clone()),
-        bucket_name: Some(args.bucket.clone()),
-        addressing_style: AddressingStyle::Path,
-        ..ConfigInput::default()
-    };
+    let input = args.s3.config();
     let mut client: Box<dyn Client> = match args.contender.as_str() {
         "component" | "component-no-pool" => {
             let runtime = Runtime::load(default_component_path())?
