@@ -188,30 +188,33 @@ impl<T: Transport, S: System> Store<T, S> {
         result
     }
 
-    /// Replaces the value under `key` with `update(current)` atomically: read, compute, write
-    /// if unchanged, and again from the read when another writer came first. Returns the value
-    /// written. Conditional-write support must have been established (see
-    /// [`Store::probe_conditional_writes`]).
-    pub fn update(
+    /// Changes the value under `key` atomically: read, decide from the value read, write if
+    /// the object is still as read, and decide again from a fresh read when another writer
+    /// came first. `decide` answers [`Update::Write`] with the bytes to store and what to
+    /// return once they are stored, or [`Update::Keep`] to leave the object as it is.
+    /// Conditional-write support must have been established (see
+    /// [`Store::probe_conditional_writes`]) where a silent overwrite would lose an update.
+    pub fn update<A>(
         &self,
         key: &str,
-        update: impl Fn(Option<&[u8]>) -> Result<Vec<u8>, Error>,
-    ) -> Result<Vec<u8>, Error> {
+        decide: impl Fn(Option<&[u8]>) -> Result<Update<A>, Error>,
+    ) -> Result<A, Error> {
         let write_id = self.new_write_id();
         let mut current = self.get_versioned(key)?;
         for conflict in 0..MAX_CONFLICTS {
-            let new = update(current.as_ref().map(|v| v.value.as_slice()))?;
+            let (bytes, answer) = match decide(current.as_ref().map(|v| v.value.as_slice()))? {
+                Update::Keep(answer) => return Ok(answer),
+                Update::Write(bytes, answer) => (bytes, answer),
+            };
             let precondition = Precondition::of(current.as_ref());
-            match self.put_if(key, new.clone(), &precondition, &write_id)? {
-                PutIf::Written => return Ok(new),
+            match self.put_if(key, bytes, &precondition, &write_id)? {
+                PutIf::Written => return Ok(answer),
                 PutIf::Conflict => {
                     current = self.get_versioned(key)?;
-                    if let Some(read) = &current
-                        && read.write_id.as_deref() == Some(write_id.as_str())
-                    {
+                    if current.as_ref().and_then(|r| r.write_id.as_deref()) == Some(&write_id) {
                         // An attempt whose answer was lost had landed; the retry then failed
                         // its precondition against our own write.
-                        return Ok(read.value.clone());
+                        return Ok(answer);
                     }
                     let wait = crate::retry::backoff(conflict, self.random());
                     self.sleep(wait);
@@ -222,7 +225,15 @@ impl<T: Transport, S: System> Store<T, S> {
     }
 }
 
-pub(crate) fn too_many_conflicts(key: &str) -> Error {
+/// What [`Store::update`] is to do with the value it read, and what it then answers.
+pub enum Update<A> {
+    /// Store these bytes; the update then answers `A`.
+    Write(Vec<u8>, A),
+    /// Leave the object as it is and answer `A`.
+    Keep(A),
+}
+
+fn too_many_conflicts(key: &str) -> Error {
     Error::S3(crate::error::S3ErrorInfo {
         status: 412,
         code: "PreconditionFailed".into(),

@@ -5,7 +5,7 @@
 use std::cell::{Cell, RefCell};
 
 use crate::bulk;
-use crate::conditional::{Precondition, PutIf, Versioned};
+use crate::conditional::{Precondition, PutIf, Update, Versioned};
 use crate::config::{AddressingStyle, Config, ConfigInput};
 use crate::error::Error;
 use crate::store::{Store, System, Transport};
@@ -270,15 +270,15 @@ impl<T: Transport, S: System> Bucket<T, S> {
         N: Copy + Default + std::fmt::Display + std::str::FromStr,
     {
         self.require_conditional_writes()?;
-        let written = self.store.update(key, |current| {
+        let sum = self.store.update(key, |current| {
             let value = match current {
                 None => N::default(),
                 Some(bytes) => parse_counter::<N>(key, bytes)?,
             };
             let sum = checked_add(value, delta).ok_or_else(|| overflow(key, value, delta))?;
-            Ok(sum.to_string().into_bytes())
+            Ok(Update::Write(sum.to_string().into_bytes(), sum))
         })?;
-        Ok(parse_counter(key, &written)?)
+        Ok(sum)
     }
 
     /// The start of a compare-and-swap: the key's value and version now.

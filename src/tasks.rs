@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::bulk;
 use crate::celery::{self, State, TaskMeta};
-use crate::conditional::{self, Precondition, PutIf};
+use crate::conditional::Update;
 use crate::error::Error;
 use crate::store::{Store, System, Transport};
 
@@ -45,33 +45,15 @@ impl<T: Transport, S: System> TaskStore<T, S> {
         // Celery reads, then writes: a SUCCESS stored in between is overwritten. Here the write
         // is conditional on the version read, so it cannot be. (A server that ignores the
         // precondition, like Garage, gives Celery's behaviour; no worse.)
-        let write_id = self.store.new_write_id();
         let body = meta.encode();
-        let mut read = self.store.get_versioned(&key)?;
-        for conflict in 0..conditional::MAX_CONFLICTS {
-            let value = read.as_ref().map(|r| r.value.as_slice());
-            let current = TaskMeta::decode(&meta.task_id, value)?;
-            if current.state == State::Success {
-                return Ok(current);
-            }
-            let precondition = Precondition::of(read.as_ref());
-            match self
-                .store
-                .put_if(&key, body.clone(), &precondition, &write_id)?
-            {
-                PutIf::Written => return Ok(meta),
-                PutIf::Conflict => {
-                    read = self.store.get_versioned(&key)?;
-                    if read.as_ref().and_then(|r| r.write_id.as_deref()) == Some(&write_id) {
-                        // Our earlier attempt landed; its answer was lost.
-                        return Ok(meta);
-                    }
-                    let wait = crate::retry::backoff(conflict, self.store.random());
-                    self.store.sleep(wait);
-                }
-            }
-        }
-        Err(conditional::too_many_conflicts(&key))
+        self.store.update(&key, |stored| {
+            let current = TaskMeta::decode(&meta.task_id, stored)?;
+            Ok(if current.state == State::Success {
+                Update::Keep(current)
+            } else {
+                Update::Write(body.clone(), meta.clone())
+            })
+        })
     }
 
     /// The task's meta; PENDING when nothing is stored.

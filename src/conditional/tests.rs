@@ -240,8 +240,12 @@ pub(crate) fn store<'a>(model: &'a Model, system: &'a Quick) -> Store<&'a Model,
     Store::new(config, model, system)
 }
 
-fn append(suffix: &'static [u8]) -> impl Fn(Option<&[u8]>) -> Result<Vec<u8>, Error> {
-    move |current| Ok([current.unwrap_or_default(), suffix].concat())
+/// Appends `suffix`; the update answers the value written.
+fn append(suffix: &'static [u8]) -> impl Fn(Option<&[u8]>) -> Result<Update<Vec<u8>>, Error> {
+    move |current| {
+        let new = [current.unwrap_or_default(), suffix].concat();
+        Ok(Update::Write(new.clone(), new))
+    }
 }
 
 #[test]
@@ -321,7 +325,7 @@ fn a_failed_update_function_writes_nothing() {
     let (model, system) = (Model::default(), Quick::default());
     let s = store(&model, &system);
     let err = s
-        .update("k", |_| Err(Error::InvalidValue("no".into())))
+        .update::<()>("k", |_| Err(Error::InvalidValue("no".into())))
         .unwrap_err();
     assert_eq!(err, Error::InvalidValue("no".into()));
     assert_eq!(model.puts.get(), 0);
