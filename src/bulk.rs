@@ -2,35 +2,27 @@
 //! `http::Request`s and parsers of their responses. No I/O here; the store sends and signs.
 //!
 //! Listings are requested without `encoding-type=url` (s3s-fs ignores it), so keys arrive as
-//! plain XML text. The query string is written exactly as `aws-sigv4` canonicalises it (names
+//! plain XML text. The query string is written exactly in SigV4's canonical form (names
 //! sorted, values percent-encoded over the RFC 3986 unreserved set, `%XX` upper case), so the
 //! server, which canonicalises what it received, computes the signature that was signed.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{Method, Request, Uri, header};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 use quick_xml::events::Event;
 
 use crate::config::{AddressingStyle, Config};
 use crate::error::Error;
 use crate::key::MAX_KEY_BYTES;
 use crate::response::{self, Response};
+use crate::sign::QUERY_ENCODE_SET;
 
 /// S3's limit on the keys of one DeleteObjects request.
 pub const MAX_DELETE_KEYS: usize = 1000;
 
 /// S3's limit on the keys of one ListObjectsV2 page; larger `max-keys` are capped to it.
 pub const MAX_LIST_KEYS: u32 = 1000;
-
-/// Everything but RFC 3986's unreserved characters: the set `aws-sigv4` encodes query names and
-/// values with when it builds the canonical query (it decodes the wire query first, `+` as a
-/// space, so a literal `+` must never be sent).
-const QUERY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// At most this many characters of a value from a response are quoted in an error message.
 const QUOTE_LIMIT: usize = 100;

@@ -5,6 +5,7 @@
 //! exports the WIT interface and sends the core's requests through `wasi:http`.
 
 pub mod bulk;
+pub mod calendar;
 pub mod celery;
 pub mod conditional;
 pub mod config;

@@ -52,6 +52,7 @@ pub trait System {
 /// The result store over one bucket.
 pub struct Store<T, S> {
     config: Config,
+    signer: sign::Signer,
     transport: T,
     system: S,
     budget: RetryBudget,
@@ -62,8 +63,10 @@ pub struct Store<T, S> {
 
 impl<T: Transport, S: System> Store<T, S> {
     pub fn new(config: Config, transport: T, system: S) -> Self {
+        let signer = sign::Signer::new(config.credentials.clone(), config.region.clone());
         Store {
             config,
+            signer,
             transport,
             system,
             budget: RetryBudget::default(),
@@ -136,8 +139,7 @@ impl<T: Transport, S: System> Store<T, S> {
         let mut owners = Vec::with_capacity(entries.len());
         for (index, (key, body)) in entries.into_iter().enumerate() {
             let prepared = self.prepare(operation, key, body).and_then(|mut request| {
-                let credentials = &self.config.credentials;
-                sign::sign(&mut request, credentials, &self.config.region, now)?;
+                self.signer.sign(&mut request, now)?;
                 Ok(request)
             });
             match prepared {
@@ -277,12 +279,8 @@ impl<T: Transport, S: System> Store<T, S> {
         skew_corrected: &mut bool,
     ) -> Result<Attempt, Error> {
         let now = self.system.now();
-        sign::sign(
-            request,
-            &self.config.credentials,
-            &self.config.region,
-            shift(now, self.clock_offset_ms.get()),
-        )?;
+        self.signer
+            .sign(request, shift(now, self.clock_offset_ms.get()))?;
         let response = self.transport.send(request, &self.config.limits)?;
         if !*skew_corrected && let Some(offset) = response::clock_offset(&response, now) {
             *skew_corrected = true;

@@ -148,7 +148,7 @@ fn utc_now() -> String {
         .unwrap_or_default()
         .as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = s3_result_store::celery::civil_from_days(days);
+    let (year, month, day) = s3_result_store::calendar::civil_from_days(days);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
         rem / 3600,

@@ -473,7 +473,7 @@ mod tests {
             .unwrap()
             .as_secs();
         let (days, tod) = ((secs / 86_400) as i64, secs % 86_400);
-        let (year, month, day) = s3_result_store::celery::civil_from_days(days);
+        let (year, month, day) = s3_result_store::calendar::civil_from_days(days);
         format!(
             "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
             tod / 3600,
