@@ -62,6 +62,23 @@ impl<T: Transport, S: System> TaskStore<T, S> {
         TaskMeta::decode(task_id, self.store.get(&key)?.as_deref())
     }
 
+    /// The task's meta as Celery's JSON document: the stored bytes exactly, once they are
+    /// checked to be a task meta; Celery's PENDING document when nothing is stored. For
+    /// serving Celery's own format without decoding and encoding it again.
+    pub fn get_document(&self, task_id: &str) -> Result<String, Error> {
+        let key = celery::task_key(&self.global_keyprefix, task_id)?;
+        match self.store.get(&key)? {
+            Some(bytes) if !bytes.is_empty() => {
+                TaskMeta::decode(task_id, Some(&bytes))?;
+                String::from_utf8(bytes).map_err(|_| {
+                    Error::InvalidValue(format!("the stored meta of task {task_id:?} is not UTF-8"))
+                })
+            }
+            _ => String::from_utf8(TaskMeta::pending(task_id).encode())
+                .map_err(|_| Error::InvalidValue("the PENDING document is not UTF-8".into())),
+        }
+    }
+
     /// Many metas in one call, the reads in flight together. One result per id, in order.
     pub fn get_many(&self, task_ids: &[&str]) -> Vec<Result<TaskMeta, Error>> {
         let keys: Vec<Result<String, Error>> = task_ids

@@ -437,6 +437,23 @@ fn celery_writes_component_reads(celery: &Celery, key_prefix: &str) -> usize {
         }
     }
 
+    // The documents served as they are: what boto3 reads, byte for byte; PENDING as Celery
+    // writes it for a task nobody stored.
+    let keys: Vec<String> = cases
+        .iter()
+        .map(|c| celery.task_key(key_prefix, &c.id))
+        .collect();
+    let raw = celery.raw(&keys);
+    for (case, key) in cases.iter().zip(&keys) {
+        let stored = raw[key].as_deref().expect("Celery stored the task");
+        let document = tasks.get_document(&case.id).unwrap();
+        assert_eq!(document.as_bytes(), stored, "{}", case.id);
+    }
+    assert_eq!(
+        tasks.get_document("never-stored").unwrap(),
+        r#"{"status": "PENDING", "result": null, "traceback": null, "children": [], "date_done": null, "task_id": "never-stored"}"#
+    );
+
     assert_eq!(
         tasks.restore_group(&group.id).unwrap(),
         Some(group.task_ids.clone())

@@ -123,7 +123,8 @@ impl Client for Component {
     }
 }
 
-/// The floor: the project's core builds and signs each request (SigV4 with S3's settings),
+/// The floor: the project's core builds and signs each request (SigV4 with S3's settings, the
+/// day's signing key kept, as the component keeps it),
 /// a hyper 1 legacy client sends it over a keep-alive HTTP/1.1 pool, on a current-thread
 /// Tokio runtime driven by the calling thread. No retries, no Content-MD5, no ETag check:
 /// transport and signing, nothing more.
@@ -131,6 +132,7 @@ pub struct Floor {
     runtime: tokio::runtime::Runtime,
     client: HyperClient<HttpConnector, Full<Bytes>>,
     config: Config,
+    signer: sign::Signer,
 }
 
 impl Floor {
@@ -144,10 +146,12 @@ impl Floor {
         let client = HyperClient::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .build(connector);
+        let signer = sign::Signer::new(config.credentials.clone(), config.region.clone());
         Ok(Floor {
             runtime,
             client,
             config,
+            signer,
         })
     }
 
@@ -159,12 +163,7 @@ impl Floor {
     ) -> Result<(StatusCode, Bytes)> {
         let key = ObjectKey::new(&self.config.base_path, key)?;
         let mut request = request::build(&self.config, operation, &key, body)?;
-        sign::sign(
-            &mut request,
-            &self.config.credentials,
-            &self.config.region,
-            SystemTime::now(),
-        )?;
+        self.signer.sign(&mut request, SystemTime::now())?;
         let request = request.map(|body| Full::new(Bytes::from(body)));
         let client = &self.client;
         self.runtime.block_on(async {

@@ -49,6 +49,10 @@ impl GuestTaskStore for TaskStoreResource {
             .map_err(wit_error)
     }
 
+    fn get_document(&self, task_id: String) -> Result<String, wit::Error> {
+        self.tasks.get_document(&task_id).map_err(wit_error)
+    }
+
     fn get_many(&self, task_ids: Vec<String>) -> Vec<Result<WitMeta, wit::Error>> {
         let ids: Vec<&str> = task_ids.iter().map(String::as_str).collect();
         self.tasks

@@ -214,3 +214,45 @@ fn groups_are_saved_and_restored_as_celery_does() {
         Err(Error::InvalidValue(_))
     ));
 }
+
+#[test]
+fn the_document_is_the_stored_bytes_or_celerys_pending_document() {
+    let objects = Objects::default();
+    let t = tasks(&objects, "");
+    assert_eq!(
+        t.get_document("t").unwrap(),
+        r#"{"status": "PENDING", "result": null, "traceback": null, "children": [], "date_done": null, "task_id": "t"}"#
+    );
+    // Written by another client in its own layout (compact separators, a field Celery added
+    // later): served as stored, not re-encoded.
+    let stored = r#"{"status":"SUCCESS","result":"caf\u00e9","task_id":"t","extra":1}"#;
+    objects.map.borrow_mut().insert(
+        "/results/base/celery-task-meta-t".into(),
+        stored.as_bytes().to_vec(),
+    );
+    assert_eq!(t.get_document("t").unwrap(), stored);
+    assert_eq!(t.get_meta("t").unwrap().state, State::Success);
+}
+
+#[test]
+fn a_document_that_is_no_task_meta_is_an_invalid_value() {
+    let objects = Objects::default();
+    let t = tasks(&objects, "");
+    for stored in [
+        &b"[1, 2]"[..],
+        b"not json",
+        b"{\"status\": \"SUCCESS\"",
+        b"\xff\xfe",
+    ] {
+        objects
+            .map
+            .borrow_mut()
+            .insert("/results/base/celery-task-meta-t".into(), stored.to_vec());
+        let err = t.get_document("t").unwrap_err();
+        assert!(matches!(err, Error::InvalidValue(_)), "{stored:?}: {err:?}");
+    }
+    assert!(matches!(
+        t.get_document("").unwrap_err(),
+        Error::InvalidKey(_)
+    ));
+}

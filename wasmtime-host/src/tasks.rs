@@ -58,6 +58,16 @@ impl TaskStore {
         core_meta(meta)
     }
 
+    /// The task's meta as Celery's JSON document: the stored bytes, or Celery's PENDING
+    /// document when nothing is stored.
+    pub fn get_document(&mut self, task_id: &str) -> Result<String, Error> {
+        let guest = self.bindings.result_store_s3_tasks().task_store();
+        Ok(self
+            .driver
+            .run(guest.call_get_document(&mut self.store, self.resource, task_id))?
+            .map_err(bindings::core_error)?)
+    }
+
     /// Many metas in one call, read concurrently by the component.
     pub fn get_many(&mut self, task_ids: &[&str]) -> Result<Vec<Result<TaskMeta, Error>>, Error> {
         let ids: Vec<String> = task_ids.iter().map(|s| (*s).to_owned()).collect();

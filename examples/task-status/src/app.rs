@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::bindings::result_store::s3::tasks::{TaskMeta, TaskState, TaskStore};
+use crate::bindings::result_store::s3::tasks::TaskStore;
 use crate::bindings::result_store::s3::types::{AddressingStyle, Config, Error};
 
 /// The bucket holding Celery's results (Celery's `s3_bucket`). Required.
@@ -31,13 +31,14 @@ pub struct Response {
 
 /// What the app needs of the store: the generated `task-store` resource, or a fake in tests.
 pub trait Tasks {
-    fn get_meta(&self, task_id: &str) -> Result<TaskMeta, Error>;
+    /// Celery's JSON document of the task (PENDING when unknown).
+    fn get_document(&self, task_id: &str) -> Result<String, Error>;
     fn forget(&self, task_id: &str) -> Result<(), Error>;
 }
 
 impl Tasks for TaskStore {
-    fn get_meta(&self, task_id: &str) -> Result<TaskMeta, Error> {
-        TaskStore::get_meta(self, task_id)
+    fn get_document(&self, task_id: &str) -> Result<String, Error> {
+        TaskStore::get_document(self, task_id)
     }
 
     fn forget(&self, task_id: &str) -> Result<(), Error> {
@@ -103,9 +104,9 @@ pub fn handle<S: Tasks>(
             Err(e) => store_error(&e),
         },
         (Route::Health, _) => not_allowed("GET"),
-        (Route::Task(id), Method::Get) => match open().and_then(|s| s.get_meta(&id)) {
-            // An unknown id is PENDING, as Celery answers: the store returns that meta.
-            Ok(meta) => json(200, meta_json(&meta)),
+        (Route::Task(id), Method::Get) => match open().and_then(|s| s.get_document(&id)) {
+            // As stored, byte for byte; an unknown id is PENDING, as Celery answers.
+            Ok(document) => json(200, document),
             Err(e) => store_error(&e),
         },
         (Route::Task(id), Method::Delete) => match open().and_then(|s| s.forget(&id)) {
@@ -163,63 +164,8 @@ fn percent_decode(segment: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("task id {segment:?} is not UTF-8 once decoded"))
 }
 
-/// The meta as Celery's result backend stores it: its field order, Python's `json.dumps`
-/// separators and ASCII escapes. `result-json` and `children-json` are already JSON.
-pub fn meta_json(meta: &TaskMeta) -> String {
-    let mut out = String::from("{");
-    let mut field = |name: &str, value: &str| {
-        if out.len() > 1 {
-            out.push_str(", ");
-        }
-        out.push_str(&string(name));
-        out.push_str(": ");
-        out.push_str(value);
-    };
-    let opt = |s: &Option<String>| s.as_deref().map_or("null".to_owned(), string);
-    field("status", &string(state_name(&meta.state)));
-    field("result", &meta.result_json);
-    field("traceback", &opt(&meta.traceback));
-    field("children", &meta.children_json);
-    field("date_done", &opt(&meta.date_done));
-    if let Some(g) = &meta.group_id {
-        field("group_id", &string(g));
-    }
-    if let Some(p) = &meta.parent_id {
-        field("parent_id", &string(p));
-    }
-    if let Some(x) = &meta.extended {
-        field("name", &opt(&x.name));
-        field("args", &x.args_json);
-        field("kwargs", &x.kwargs_json);
-        field("worker", &opt(&x.worker));
-        field(
-            "retries",
-            &x.retries.map_or("null".to_owned(), |r| r.to_string()),
-        );
-        field("queue", &opt(&x.queue));
-    }
-    field("task_id", &string(&meta.task_id));
-    out.push('}');
-    out
-}
-
-fn state_name(state: &TaskState) -> &str {
-    match state {
-        TaskState::Pending => "PENDING",
-        TaskState::Received => "RECEIVED",
-        TaskState::Started => "STARTED",
-        TaskState::Success => "SUCCESS",
-        TaskState::Failure => "FAILURE",
-        TaskState::Revoked => "REVOKED",
-        TaskState::Rejected => "REJECTED",
-        TaskState::Retry => "RETRY",
-        TaskState::Ignored => "IGNORED",
-        TaskState::Custom(name) => name,
-    }
-}
-
-/// A JSON string as Python's `json.dumps` writes it: non-ASCII as `\uXXXX` (surrogate pairs
-/// beyond the BMP), so bodies match the bytes Celery stores.
+/// A JSON string for the error bodies, escaped as Python's `json.dumps` does (non-ASCII as
+/// `\uXXXX`), like the task documents beside them.
 fn string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -328,7 +274,6 @@ pub fn store_error(e: &Error) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::result_store::s3::tasks::TaskExtended;
     use crate::bindings::result_store::s3::types::S3Error;
     use std::cell::RefCell;
 
@@ -340,31 +285,17 @@ mod tests {
     }
 
     impl Tasks for &Fake {
-        fn get_meta(&self, id: &str) -> Result<TaskMeta, Error> {
+        fn get_document(&self, id: &str) -> Result<String, Error> {
             self.calls.borrow_mut().push(format!("get {id}"));
             match &self.fail {
                 Some(e) => Err(e.clone()),
-                None => Ok(meta(id)),
+                None => Ok(format!(r#"{{"status": "PENDING", "task_id": "{id}"}}"#)),
             }
         }
 
         fn forget(&self, id: &str) -> Result<(), Error> {
             self.calls.borrow_mut().push(format!("forget {id}"));
             self.fail.clone().map_or(Ok(()), Err)
-        }
-    }
-
-    fn meta(id: &str) -> TaskMeta {
-        TaskMeta {
-            task_id: id.to_owned(),
-            state: TaskState::Pending,
-            result_json: "null".into(),
-            traceback: None,
-            children_json: "[]".into(),
-            date_done: None,
-            group_id: None,
-            parent_id: None,
-            extended: None,
         }
     }
 
@@ -384,10 +315,7 @@ mod tests {
         let fake = Fake::default();
         let r = call(&fake, Method::Get, "/tasks/abc-1?x=1");
         assert_eq!(r.status, 200);
-        assert_eq!(
-            r.body,
-            r#"{"status": "PENDING", "result": null, "traceback": null, "children": [], "date_done": null, "task_id": "abc-1"}"#
-        );
+        assert_eq!(r.body, r#"{"status": "PENDING", "task_id": "abc-1"}"#);
         assert_eq!(call(&fake, Method::Delete, "/tasks/abc-1").status, 204);
         assert_eq!(call(&fake, Method::Get, "/healthz").status, 200);
         assert_eq!(*fake.calls.borrow(), ["get abc-1", "forget abc-1"]);
@@ -434,28 +362,6 @@ mod tests {
     }
 
     #[test]
-    fn celery_document() {
-        let mut m = meta("t\u{e9}\u{1f600}");
-        m.state = TaskState::Custom("PROGRESS".into());
-        m.result_json = r#"{"done": 3}"#.into();
-        m.traceback = Some("line \"1\"\n".into());
-        m.date_done = Some("2026-01-02T03:04:05+00:00".into());
-        m.group_id = Some("g".into());
-        m.extended = Some(TaskExtended {
-            name: Some("app.add".into()),
-            args_json: "[1, 2]".into(),
-            kwargs_json: "{}".into(),
-            worker: None,
-            retries: Some(2),
-            queue: Some("q".into()),
-        });
-        assert_eq!(
-            meta_json(&m),
-            r#"{"status": "PROGRESS", "result": {"done": 3}, "traceback": "line \"1\"\n", "children": [], "date_done": "2026-01-02T03:04:05+00:00", "group_id": "g", "name": "app.add", "args": [1, 2], "kwargs": {}, "worker": null, "retries": 2, "queue": "q", "task_id": "t\u00e9\ud83d\ude00"}"#
-        );
-    }
-
-    #[test]
     fn store_errors() {
         let s3 = |status, code: &str| S3Error {
             status,
@@ -498,6 +404,15 @@ mod tests {
                 .contains("S3 refused access: HTTP 403 SignatureDoesNotMatch: m (request id r1)"),
             "{}",
             r.body
+        );
+    }
+
+    #[test]
+    fn error_bodies_are_escaped_json() {
+        let r = store_error(&Error::Transport("\"t\u{e9}\u{1f600}\"\\\n\tend".into()));
+        assert_eq!(
+            r.body,
+            r#"{"error": "transport", "message": "\"t\u00e9\ud83d\ude00\"\\\n\tend"}"#
         );
     }
 
