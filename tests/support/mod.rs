@@ -16,6 +16,7 @@
 
 pub mod celery;
 pub mod fault_proxy;
+pub mod tls_relay;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -52,6 +52,10 @@ struct Cli {
     /// Print results and errors as JSON documents (errors on stderr).
     #[arg(long, global = true)]
     json: bool,
+    /// A PEM file of CA certificates to trust for https endpoints besides the Mozilla roots,
+    /// for a server with a private CA (the AWS CLI's variable).
+    #[arg(long, env = "AWS_CA_BUNDLE", global = true)]
+    ca_bundle: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -188,6 +192,8 @@ fn main() -> ExitCode {
 struct Settings {
     store: ConfigInput,
     global_keyprefix: Option<String>,
+    /// The CA bundle's PEM, read.
+    ca_bundle: Option<Vec<u8>>,
 }
 
 fn settings(cli: &mut Cli) -> Result<Settings, String> {
@@ -199,10 +205,18 @@ fn settings(cli: &mut Cli) -> Result<Settings, String> {
         .global_keyprefix
         .take()
         .or(file.global_keyprefix.clone());
+    let ca_bundle = match cli.ca_bundle.take().or(file.ca_bundle.clone()) {
+        Some(path) => Some(
+            std::fs::read(&path)
+                .map_err(|e| format!("cannot read the CA bundle {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
     let store = file.under(config(&cli.store), cli.store.addressing_style);
     Ok(Settings {
         store,
         global_keyprefix,
+        ca_bundle,
     })
 }
 
@@ -213,7 +227,12 @@ fn run(cli: Cli, settings: &Settings) -> Result<ExitCode, Error> {
     let global_keyprefix = settings.global_keyprefix.as_deref();
     match cli.command {
         Command::Demo { data_dir } => cli::demo::run(&component, data_dir),
-        Command::Serve(args) => cli::serve::run(args, store_config, global_keyprefix),
+        Command::Serve(args) => cli::serve::run(
+            args,
+            store_config,
+            global_keyprefix,
+            settings.ca_bundle.as_deref(),
+        ),
         Command::Coldstart {
             iterations,
             compile_runs,
@@ -236,19 +255,19 @@ fn run(cli: Cli, settings: &Settings) -> Result<ExitCode, Error> {
             if pooling {
                 options = options.pooling(PoolingOptions::default());
             }
-            let runtime = Runtime::load_with(&component, &options)?.with_env(aws_env());
+            let runtime =
+                trusting(Runtime::load_with(&component, &options)?, settings)?.with_env(aws_env());
             cli::memory::run(
                 &runtime,
                 store_config,
                 &cli::memory::Options { size, key, pooling },
             )
         }
-        Command::Task { command } => cli::task::run(
-            &mut open_tasks(&component, store_config, global_keyprefix)?,
-            command,
-        ),
+        Command::Task { command } => {
+            cli::task::run(&mut open_tasks(&component, settings)?, command)
+        }
         Command::Cleanup { older_than } => {
-            let mut tasks = open_tasks(&component, store_config, global_keyprefix)?;
+            let mut tasks = open_tasks(&component, settings)?;
             let spinner = cli::progress::spinner(&format!(
                 "deleting results older than {}s",
                 older_than.as_secs()
@@ -259,7 +278,7 @@ fn run(cli: Cli, settings: &Settings) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         command => {
-            let runtime = Runtime::load(&component)?.with_env(aws_env());
+            let runtime = trusting(Runtime::load(&component)?, settings)?.with_env(aws_env());
             let mut store = runtime.open(store_config)?;
             match command {
                 Command::Get { key } => match store.get(&key)? {
@@ -312,14 +331,18 @@ fn run(cli: Cli, settings: &Settings) -> Result<ExitCode, Error> {
 }
 
 /// Celery's result backend as the flags and environment describe it.
-fn open_tasks(
-    component: &Path,
-    store: &ConfigInput,
-    global_keyprefix: Option<&str>,
-) -> Result<TaskStore, Error> {
-    Runtime::load(component)?
+fn open_tasks(component: &Path, settings: &Settings) -> Result<TaskStore, Error> {
+    trusting(Runtime::load(component)?, settings)?
         .with_env(aws_env())
-        .open_tasks(store, global_keyprefix)
+        .open_tasks(&settings.store, settings.global_keyprefix.as_deref())
+}
+
+/// `runtime`, also trusting the CA bundle if one is set.
+fn trusting(runtime: Runtime, settings: &Settings) -> Result<Runtime, Error> {
+    match &settings.ca_bundle {
+        Some(pem) => runtime.with_root_certificates_pem(pem),
+        None => Ok(runtime),
+    }
 }
 
 /// Only the variables the component documents; nothing else of the host's environment leaks in.

@@ -241,7 +241,7 @@ impl Runtime {
     /// Whether the stores of this runtime share a pool of keep-alive connections (default: on),
     /// so that a sequence of operations pays one connect. Off, every request opens a new
     /// connection: wasmtime's default sender is used, unless [`Runtime::with_resolve`] rules
-    /// need this one (then without a pool). `http` endpoints only; see [`PooledSender`].
+    /// need this one (then without a pool). See [`PooledSender`].
     pub fn with_connection_pool(mut self, on: bool) -> Runtime {
         self.sender = self.sender.with_connection_pool(on);
         self.drivers = Mutex::default();
@@ -250,12 +250,24 @@ impl Runtime {
 
     /// Resolves `host_suffix` and every name under it to `ip` instead of asking DNS, e.g.
     /// `with_resolve("s3.garage.localhost", 127.0.0.1)` for virtual-hosted-style requests
-    /// to `bucket.s3.garage.localhost`. `http` endpoints only; see
-    /// [`PooledSender::with_resolve`].
+    /// to `bucket.s3.garage.localhost`. See [`PooledSender::with_resolve`].
     pub fn with_resolve(mut self, host_suffix: &str, ip: IpAddr) -> Runtime {
         self.sender = self.sender.with_resolve(host_suffix, ip);
         self.drivers = Mutex::default();
         self
+    }
+
+    /// Trusts the CA certificates in `pem` for `https` endpoints, besides the Mozilla roots
+    /// (for a server with a private CA; the CLI reads `AWS_CA_BUNDLE`). See
+    /// [`PooledSender::with_root_certificates_pem`]; fails when `pem` has no usable
+    /// certificate.
+    pub fn with_root_certificates_pem(mut self, pem: &[u8]) -> Result<Runtime, Error> {
+        self.sender = self
+            .sender
+            .with_root_certificates_pem(pem)
+            .map_err(|e| Error::Runtime(wasmtime::Error::msg(e.to_string())))?;
+        self.drivers = Mutex::default();
+        Ok(self)
     }
 
     /// HTTP requests the stores of this runtime have sent, every attempt counted (see

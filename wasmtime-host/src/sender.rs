@@ -2,16 +2,17 @@
 //! rules instead of DNS when asked.
 //!
 //! wasmtime's default sender ([`wasmtime_wasi_http::default_send_request`]) opens a new TCP
-//! connection for every request. A result store makes many small requests, so that is a
-//! connect (and, against a remote server, a round trip or more) per operation. [`PooledSender`]
-//! sends plain-`http` requests through one [`hyper_util`] legacy client shared by the stores a
-//! [`Runtime`](crate::Runtime) opens on one thread (each thread runs its own I/O, so has its
-//! own pool): HTTP/1.1 keep-alive connections, pooled per scheme and authority, so a sequence
-//! of operations pays one connect.
+//! connection (and TLS session) for every request. A result store makes many small requests,
+//! so that is a connect (and, against a remote server, a round trip or more) per operation.
+//! [`PooledSender`] sends requests through one [`hyper_util`] legacy client shared by the
+//! stores a [`Runtime`](crate::Runtime) opens on one thread (each thread runs its own I/O, so
+//! has its own pool): HTTP/1.1 keep-alive connections, pooled per scheme and authority, so a
+//! sequence of operations pays one connect.
 //!
-//! `https` requests still go to [`wasmtime_wasi_http::default_send_request`] (rustls with the
-//! webpki roots, a new connection each, host names resolved by DNS only): the pool and the
-//! resolver rules only apply to `http`.
+//! `https` requests go through the same pool and rules, with TLS by rustls (ring) against
+//! the Mozilla roots wasmtime's default sender trusts, plus any [root certificates
+//! added](PooledSender::with_root_certificates_pem) (a private CA, as MinIO deployments often
+//! use): a sequence of operations pays one TCP connect and one TLS handshake, not one each.
 //!
 //! What the guest sees does not change: the request options' three timeouts are honoured
 //! (wasmtime's 600 s defaults when the guest sets none) and failures come back as the same
@@ -19,11 +20,14 @@
 //!
 //! | failure | error |
 //! |---|---|
-//! | connect (name lookup and TCP) exceeds `connect-timeout` | `connection-timeout` |
+//! | connect (name lookup, TCP and TLS handshake) exceeds `connect-timeout` | `connection-timeout` |
 //! | name lookup fails | `DNS-error` ("address not available") |
 //! | TCP connect fails | the I/O error, as [`Error::Connect`] (`connection-refused`) |
 //! | no response head within `first-byte-timeout` after connecting | `connection-read-timeout` |
 //! | response body stalls between frames for `between-bytes-timeout` | `connection-read-timeout` |
+//! | the server's certificate is not trusted or not for the host name | `TLS-certificate-error` |
+//! | the server sent a TLS alert | `TLS-alert-received` |
+//! | any other TLS failure | `TLS-protocol-error` |
 //! | anything else while sending or reading the head (reset, garbage) | `HTTP-protocol-error` |
 //! | error while reading the body | [`Error::Hyper`], as the default sender |
 //!
@@ -41,15 +45,17 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use http::uri::Scheme;
 use http::{Request, Response, Uri};
-use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use rustls::{ClientConfig, RootCertStore};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
@@ -83,7 +89,10 @@ pub struct PooledSender {
 struct Shared {
     pooling: bool,
     rules: Arc<[ResolveRule]>,
-    client: OnceLock<PoolClient>,
+    /// Trusted for `https` besides the Mozilla roots.
+    roots: Arc<[CertificateDer<'static>]>,
+    /// Fails only if rustls cannot make a TLS client, which its ring provider always can.
+    client: OnceLock<Result<PoolClient, String>>,
     /// Requests handed to this sender (every attempt of every operation), shared by clones.
     requests: Arc<AtomicU64>,
 }
@@ -106,6 +115,7 @@ impl std::fmt::Debug for PooledSender {
         f.debug_struct("PooledSender")
             .field("pooling", &self.shared.pooling)
             .field("rules", &self.shared.rules)
+            .field("extra_roots", &self.shared.roots.len())
             .finish_non_exhaustive()
     }
 }
@@ -117,6 +127,7 @@ impl PooledSender {
             shared: Arc::new(Shared {
                 pooling: true,
                 rules: Arc::new([]),
+                roots: Arc::new([]),
                 client: OnceLock::new(),
                 requests: Arc::default(),
             }),
@@ -132,7 +143,8 @@ impl PooledSender {
     /// Resolves `host_suffix` and every name under it (`bucket.host_suffix`, ...) to `ip`
     /// instead of asking DNS; the port stays the one in the URL. A leading `*.` is accepted
     /// and means the same. The longest matching rule wins; a rule for the same name replaces
-    /// the earlier one; an empty name matches nothing. `http` only: `https` requests use DNS.
+    /// the earlier one; an empty name matches nothing. For `https` the certificate is
+    /// still checked against the name in the URL.
     pub fn with_resolve(self, host_suffix: &str, ip: IpAddr) -> PooledSender {
         let name = normalize(host_suffix.trim_start_matches("*."));
         if name.is_empty() {
@@ -150,6 +162,28 @@ impl PooledSender {
         })
     }
 
+    /// Trusts the certificates in `pem` (one or more `CERTIFICATE` blocks, as in a CA bundle
+    /// such as `AWS_CA_BUNDLE` names) for `https`, besides the Mozilla roots: for servers with
+    /// a private CA. Fails, changing nothing, when `pem` holds no certificate or one that is
+    /// not a usable trust anchor.
+    pub fn with_root_certificates_pem(self, pem: &[u8]) -> Result<PooledSender, InvalidRoots> {
+        let mut added = Vec::new();
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| InvalidRoots(format!("unreadable PEM: {e}")))?;
+            // The store checks that it is a certificate it can anchor trust in.
+            RootCertStore::empty()
+                .add(cert.clone())
+                .map_err(|e| InvalidRoots(format!("not a usable root certificate: {e}")))?;
+            added.push(cert);
+        }
+        if added.is_empty() {
+            return Err(InvalidRoots("no CERTIFICATE block in the PEM".into()));
+        }
+        Ok(self.configure(|shared| {
+            shared.roots = shared.roots.iter().cloned().chain(added).collect();
+        }))
+    }
+
     /// Whether connections are pooled.
     pub fn is_pooling(&self) -> bool {
         self.shared.pooling
@@ -158,7 +192,7 @@ impl PooledSender {
     /// Whether this sender adds nothing to wasmtime's default one (no pool, no rules), so the
     /// default hooks can be used instead.
     pub fn is_default(&self) -> bool {
-        !self.shared.pooling && self.shared.rules.is_empty()
+        !self.shared.pooling && self.shared.rules.is_empty() && self.shared.roots.is_empty()
     }
 
     /// How many HTTP requests the component has sent through this sender and its clones, every
@@ -194,12 +228,19 @@ impl PooledSender {
         self
     }
 
-    fn client(&self) -> &PoolClient {
-        self.shared.client.get_or_init(|| {
+    fn client(&self) -> Result<&PoolClient, Error> {
+        let client = self.shared.client.get_or_init(|| {
             let mut http = HttpConnector::new_with_resolver(RuleResolver {
                 rules: Arc::clone(&self.shared.rules),
             });
             http.set_nodelay(true);
+            // The TLS layer above takes `https` URLs; this one only connects TCP.
+            http.enforce_http(false);
+            let connector = HttpsConnectorBuilder::new()
+                .with_tls_config(tls_config(&self.shared.roots)?)
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http);
             let mut builder = Client::builder(TokioExecutor::new());
             builder
                 .pool_timer(TokioTimer::new())
@@ -209,8 +250,11 @@ impl PooledSender {
             if !self.shared.pooling {
                 builder.pool_max_idle_per_host(0);
             }
-            builder.build(TimedConnector { http })
-        })
+            Ok(builder.build(TimedConnector { connector }))
+        });
+        client
+            .as_ref()
+            .map_err(|why| Error::InternalError(Some(why.clone())))
     }
 
     fn send(
@@ -221,7 +265,7 @@ impl PooledSender {
         let sender = self.clone();
         async move {
             // Made here, on first use, inside the runtime that runs the request.
-            let client = sender.client();
+            let client = sender.client()?;
             if request.uri().authority().is_none() {
                 return Err(Error::HttpRequestUriInvalid);
             }
@@ -272,17 +316,35 @@ impl WasiHttpHooks for PooledSender {
         // As the default implementation: nothing to report on `fut`.
         drop(fut);
         self.shared.requests.fetch_add(1, Ordering::Relaxed);
-        if request.uri().scheme() == Some(&Scheme::HTTPS) {
-            // TLS: wasmtime's own sender, unpooled, DNS only.
-            return Box::new(async move {
-                let (response, io) =
-                    wasmtime_wasi_http::default_send_request(request, options).await?;
-                let io: IoFuture = Box::new(io);
-                Ok((response.map(BodyExt::boxed_unsync), io))
-            });
-        }
         Box::new(self.send(request, options))
     }
+}
+
+/// [`PooledSender::with_root_certificates_pem`] was given no usable certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidRoots(String);
+
+impl std::fmt::Display for InvalidRoots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid root certificates: {}", self.0)
+    }
+}
+
+impl StdError for InvalidRoots {}
+
+/// The Mozilla roots (as wasmtime's default sender) and `extra`, TLS 1.2 and 1.3, on ring.
+/// HTTP/1.1 only, which the connector says in ALPN.
+fn tls_config(extra: &[CertificateDer<'static>]) -> Result<ClientConfig, String> {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    // Each was checked when it was added.
+    roots.add_parsable_certificates(extra.iter().cloned());
+    let builder =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+            .map_err(|e| format!("cannot make a TLS client: {e}"))?;
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
 fn normalize(host: &str) -> String {
@@ -402,7 +464,7 @@ fn after(at: Instant, duration: Duration) -> Instant {
 /// [`HttpConnector`] under the connect timeout of the request that asked for the connection.
 #[derive(Clone)]
 struct TimedConnector {
-    http: HttpConnector<RuleResolver>,
+    connector: HttpsConnector<HttpConnector<RuleResolver>>,
 }
 
 /// The connect took longer than the request's connect timeout.
@@ -419,13 +481,15 @@ impl StdError for ConnectTimedOut {}
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
+type Connection = MaybeHttpsStream<TokioIo<TcpStream>>;
+
 impl tower_service::Service<Uri> for TimedConnector {
-    type Response = TokioIo<TcpStream>;
+    type Response = Connection;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<TokioIo<TcpStream>, BoxError>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Connection, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.http.poll_ready(cx).map_err(Into::into)
+        self.connector.poll_ready(cx)
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
@@ -438,14 +502,14 @@ impl tower_service::Service<Uri> for TimedConnector {
         if let Some(scope) = &scope {
             scope.set_phase(ConnectPhase::Connecting(Instant::now()));
         }
-        let connecting = self.http.call(uri);
+        let connecting = self.connector.call(uri);
         Box::pin(async move {
             let result = tokio::time::timeout(limit, connecting).await;
             if let Some(scope) = &scope {
                 scope.set_phase(ConnectPhase::Connected(Instant::now()));
             }
             match result {
-                Ok(connected) => connected.map_err(Into::into),
+                Ok(connected) => connected,
                 Err(_elapsed) => Err(Box::new(ConnectTimedOut) as BoxError),
             }
         })
@@ -468,6 +532,9 @@ fn client_error(err: hyper_util::client::legacy::Error) -> Error {
                 info_code: None,
             };
         }
+        if let Some(tls) = chain().find_map(rustls_error) {
+            return tls_error(tls);
+        }
         // The default sender returns the connect's I/O error; wasmtime maps it.
         return match chain().find_map(|e| e.downcast_ref::<io::Error>()) {
             Some(io) => Error::Connect(io::Error::new(io.kind(), io.to_string())),
@@ -480,6 +547,33 @@ fn client_error(err: hyper_util::client::legacy::Error) -> Error {
     match chain().find_map(|e| e.downcast_ref::<ErrorCode>()) {
         Some(code) => Error::from(code.clone()),
         None => Error::HttpProtocolError,
+    }
+}
+
+/// The rustls error in `err`, looking inside I/O errors too (their `source` skips the error
+/// they wrap, and TLS errors come wrapped, sometimes twice).
+fn rustls_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
+    let mut current = err;
+    loop {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        current = current.downcast_ref::<io::Error>()?.get_ref()?;
+    }
+}
+
+/// A TLS failure as its wasi-http error code; the default sender makes every one
+/// `TLS-protocol-error`, which hides the common case of an untrusted certificate.
+fn tls_error(err: &rustls::Error) -> Error {
+    match err {
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+            Error::TlsCertificateError
+        }
+        rustls::Error::AlertReceived(alert) => Error::TlsAlertReceived {
+            alert_id: Some(u8::from(*alert)),
+            alert_message: Some(format!("{alert:?}")),
+        },
+        _ => Error::TlsProtocolError,
     }
 }
 

@@ -121,6 +121,15 @@ impl ProxyServer {
         self
     }
 
+    /// See [`crate::Runtime::with_root_certificates_pem`].
+    pub fn with_root_certificates_pem(mut self, pem: &[u8]) -> Result<ProxyServer, Error> {
+        self.sender = self
+            .sender
+            .with_root_certificates_pem(pem)
+            .map_err(|e| Error::Runtime(wasmtime::Error::msg(e.to_string())))?;
+        Ok(self)
+    }
+
     /// Names of the component's imports and whether each is an instance of types only (no
     /// functions): such an import needs no implementation, in wasmtime or anywhere.
     pub fn imports(&self) -> Vec<(String, bool)> {

@@ -248,3 +248,31 @@ fn settings_from_a_config_file_under_flags_and_variables() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot read config file"));
 }
+
+#[test]
+fn a_ca_bundle_that_cannot_be_used_is_a_clear_error() {
+    let cli = Cli::new();
+    let out = cli.run(&["--ca-bundle", "/nonexistent/ca.pem", "get", "k"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot read the CA bundle /nonexistent/ca.pem"),
+        "{}",
+        text(&out.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("ca.pem");
+    std::fs::write(&bundle, "not a certificate\n").unwrap();
+    let out = cli.run(&["--ca-bundle", bundle.to_str().unwrap(), "get", "k"], None);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        text(&out.stderr).contains("invalid root certificates"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The config file's `ca-bundle` is read the same way.
+    let config = dir.path().join("store.toml");
+    std::fs::write(&config, "ca-bundle = \"/nonexistent/file.pem\"\n").unwrap();
+    let out = cli.run(&["--config", config.to_str().unwrap(), "get", "k"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("/nonexistent/file.pem"));
+}

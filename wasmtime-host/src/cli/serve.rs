@@ -30,6 +30,7 @@ pub fn run(
     args: ServeArgs,
     store: &ConfigInput,
     global_keyprefix: Option<&str>,
+    ca_bundle: Option<&[u8]>,
 ) -> Result<ExitCode, Error> {
     if let Some(flag) = unsupported_flag(store) {
         eprintln!(
@@ -40,9 +41,11 @@ pub fn run(
     }
     let env = component_env(std::env::vars(), store, global_keyprefix, args.env);
     let component = args.component.unwrap_or_else(default_task_status_path);
-    let serving = ProxyServer::load(&component)?
-        .with_env(env)
-        .bind(args.listen)?;
+    let mut server = ProxyServer::load(&component)?;
+    if let Some(pem) = ca_bundle {
+        server = server.with_root_certificates_pem(pem)?;
+    }
+    let serving = server.with_env(env).bind(args.listen)?;
     eprintln!(
         "serving {} at http://{}/ (the task-status app: GET /tasks/{{id}}, DELETE /tasks/{{id}}, GET /healthz)",
         component.display(),

@@ -34,6 +34,7 @@ pub struct ConfigFile {
     pub between_bytes_timeout_ms: Option<u32>,
     pub max_value_bytes: Option<u64>,
     pub global_keyprefix: Option<String>,
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, clap::ValueEnum)]
