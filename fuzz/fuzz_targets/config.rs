@@ -246,5 +246,6 @@ fuzz_target!(|input: Input| {
         return;
     };
     let time = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    let _ = sign::sign(&mut request, &config.credentials, &config.region, time);
+    let signer = sign::Signer::new(config.credentials.clone(), config.region.clone());
+    let _ = signer.sign(&mut request, time);
 });
