@@ -26,6 +26,7 @@ use bytes::Bytes;
 use clap::Parser;
 use s3_result_store::ConfigInput;
 use s3_result_store_host::{Runtime, default_component_path};
+use s3_result_store_tests::tls_relay::{TestCa, TlsRelay};
 
 use crate::clients::{Client, Component, Contender, Floor, InProcess, Sdk, ServerArgs};
 use crate::measure::{Op, process_cpu_ns};
@@ -68,6 +69,10 @@ struct Args {
     /// Measured repetitions of the batch comparison (each: one `get_many`, one sequence).
     #[arg(long, default_value_t = 20)]
     batch_repeats: usize,
+    /// Measured operations per contender and operation, 1 KiB values over HTTPS through a TLS
+    /// front on loopback (0: skip).
+    #[arg(long, default_value_t = 1000)]
+    iterations_https: usize,
     /// Also compare the batch through a relay adding this round-trip time, as over a network
     /// (0: loopback only).
     #[arg(long, default_value_t = 2)]
@@ -231,17 +236,15 @@ fn main() -> Result<()> {
         report.results.extend(measured);
     }
 
+    if args.iterations_https > 0 {
+        report.https = measure_https(&args, &input, &mut setup)?;
+    }
+
     report
         .batches
         .push(measure_batch(&args, &pooled, &input, &mut setup, 0)?);
     if args.batch_rtt_ms > 0 {
-        let upstream = args
-            .s3
-            .endpoint
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .parse()
-            .context("the batch over a relay needs an http://IP:PORT endpoint")?;
+        let upstream = upstream(&args, "the batch over a relay")?;
         let rtt = std::time::Duration::from_millis(args.batch_rtt_ms);
         let relay = latency::LatencyRelay::start(upstream, rtt)?;
         let through = ConfigInput {
@@ -262,6 +265,7 @@ fn main() -> Result<()> {
         "batch_keys": args.batch_keys,
         "batch_repeats": args.batch_repeats,
         "batch_rtt_ms": args.batch_rtt_ms,
+        "iterations_https": args.iterations_https,
         "bucket": args.s3.bucket,
         "prefix": args.prefix,
     });
@@ -387,6 +391,67 @@ fn measure_size(
         setup.delete(key)?;
     }
     Ok(results)
+}
+
+/// The server's address, for relays in front of it.
+fn upstream(args: &Args, what: &str) -> Result<std::net::SocketAddr> {
+    args.s3
+        .endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .with_context(|| format!("{what} needs an http://IP:PORT endpoint"))
+}
+
+/// 1 KiB operations over HTTPS: a TLS front on loopback (the tests' relay, with a CA made for
+/// the run) before the server; the component with and without its pool (a handshake per
+/// request, as wasmtime's own sender), and the floor over TLS.
+fn measure_https(args: &Args, input: &ConfigInput, setup: &mut Floor) -> Result<Vec<Measured>> {
+    let ca = TestCa::new("s3-result-store bench CA");
+    let relay = TlsRelay::start(upstream(args, "HTTPS")?, &ca, &["127.0.0.1"]);
+    let through = ConfigInput {
+        endpoint_url: Some(format!("https://127.0.0.1:{}", relay.port())),
+        ..input.clone()
+    };
+    let pem = ca.pem();
+    let component = |pool: bool| -> Result<Runtime> {
+        Ok(Runtime::load(default_component_path())?
+            .with_connection_pool(pool)
+            .with_root_certificates_pem(pem.as_bytes())?)
+    };
+    let (pooled, unpooled) = (component(true)?, component(false)?);
+    let mut entries = vec![
+        Entry {
+            id: "component",
+            label: "component (pool)".into(),
+            contender: Box::new(InProcess(Component::open(&pooled, &through)?)),
+        },
+        Entry {
+            id: "component-nopool",
+            label: "component (no pool)".into(),
+            contender: Box::new(InProcess(Component::open(&unpooled, &through)?)),
+        },
+        Entry {
+            id: "floor",
+            label: "floor (hyper + rustls + sigv4)".into(),
+            contender: Box::new(InProcess(Floor::trusting(&through, Some(pem.as_bytes()))?)),
+        },
+    ];
+    let size = Size {
+        bytes: 1024,
+        label: "1 KiB over HTTPS",
+        key_label: "https-1k",
+        iterations: args.iterations_https,
+        warmup: args.warmup,
+        ops: &[Op::Set, Op::Get, Op::Delete],
+    };
+    let measured = measure_size(args, &size, setup, &mut entries)?;
+    eprintln!(
+        "bench: HTTPS: {} TLS handshakes over {} connections",
+        relay.handshakes(),
+        relay.connections()
+    );
+    Ok(measured)
 }
 
 fn restore(setup: &mut Floor, keys: &[String], value: &Bytes) -> Result<()> {

@@ -1,18 +1,22 @@
 //! The in-process contenders, each behind one blocking get/set/delete interface, and the
 //! measured loop that times them.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result, bail, ensure};
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use s3_result_store::request::{self, Operation};
 use s3_result_store::{Config, ConfigInput, ObjectKey, sign};
 use s3_result_store_host::{ResultStore, Runtime};
@@ -124,25 +128,46 @@ impl Client for Component {
 }
 
 /// The floor: the project's core builds and signs each request (SigV4 with S3's settings, the
-/// day's signing key kept, as the component keeps it),
-/// a hyper 1 legacy client sends it over a keep-alive HTTP/1.1 pool, on a current-thread
-/// Tokio runtime driven by the calling thread. No retries, no Content-MD5, no ETag check:
-/// transport and signing, nothing more.
+/// day's signing key kept, as the component keeps it), a hyper 1 legacy client sends it over
+/// a keep-alive HTTP/1.1 pool (TLS by rustls for `https`), on a current-thread Tokio runtime
+/// driven by the calling thread. No retries, no Content-MD5, no ETag check: transport and
+/// signing, nothing more.
 pub struct Floor {
     runtime: tokio::runtime::Runtime,
-    client: HyperClient<HttpConnector, Full<Bytes>>,
+    client: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
     config: Config,
     signer: sign::Signer,
 }
 
 impl Floor {
     pub fn new(input: &ConfigInput) -> Result<Floor> {
+        Floor::trusting(input, None)
+    }
+
+    /// For `https` endpoints, trusting `ca_pem`'s certificates only.
+    pub fn trusting(input: &ConfigInput, ca_pem: Option<&[u8]>) -> Result<Floor> {
         let config = Config::resolve(input, std::iter::empty::<(String, String)>())?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.unwrap_or_default()) {
+            roots.add(cert?)?;
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = HyperClient::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .build(connector);

@@ -163,6 +163,9 @@ pub struct Report {
     pub celery_info: Option<Value>,
     pub contenders: Vec<(&'static str, String)>,
     pub results: Vec<Measured>,
+    /// 1 KiB over HTTPS through a TLS front that runs in the bench process: compared by
+    /// latency and by the calling thread's CPU, which leaves the front's work out.
+    pub https: Vec<Measured>,
     pub batches: Vec<Batch>,
     pub parameters: Value,
     duration: Duration,
@@ -190,6 +193,7 @@ impl Report {
             celery_info: None,
             contenders: Vec::new(),
             results: Vec::new(),
+            https: Vec::new(),
             batches: Vec::new(),
             parameters: Value::Null,
             duration: Duration::ZERO,
@@ -199,7 +203,7 @@ impl Report {
     pub fn finish(&mut self, duration: Duration) {
         self.duration = duration;
         self.machine.load_end = load_average();
-        for m in &mut self.results {
+        for m in self.results.iter_mut().chain(&mut self.https) {
             m.summary = Some(Summary::of(&m.latencies_ns, m.cpu_ns));
         }
     }
@@ -216,6 +220,20 @@ impl Report {
         let s = self.summary(id, op, size)?;
         let b = self.summary(base, op, size)?;
         Some((s.median_ns / b.median_ns, s.cpu_ns_per_op / b.cpu_ns_per_op))
+    }
+
+    /// An HTTPS row and its (median latency, calling-thread CPU) over the HTTPS floor's.
+    fn https_row(&self, id: &str, op: Op) -> Option<(&Measured, Option<(f64, f64)>)> {
+        let find = |id: &str| self.https.iter().find(|m| m.id == id && m.op == op);
+        let row = find(id)?;
+        let ratios = find("floor").and_then(|floor| {
+            let (s, f) = (row.summary.as_ref()?, floor.summary.as_ref()?);
+            Some((
+                s.median_ns / f.median_ns,
+                row.thread_cpu_ns_per_op()? / floor.thread_cpu_ns_per_op()?,
+            ))
+        });
+        Some((row, ratios))
     }
 
     pub fn sizes(&self) -> Vec<usize> {
@@ -369,6 +387,39 @@ impl Report {
                 }
             }
         }
+        if !self.https.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n#### 1 KiB over HTTPS (a TLS front on loopback, in the bench process)\n\n\
+                 CPU/op here is the calling thread's, which leaves the front's TLS work out.\n"
+            );
+            let _ = writeln!(
+                out,
+                "| op | contender | median | p99 | ops/s | CPU/op | median ÷ floor | CPU ÷ floor |"
+            );
+            let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
+            for op in [Op::Get, Op::Set, Op::Delete] {
+                for id in ["component", "component-nopool", "floor"] {
+                    let Some((m, ratios)) = self.https_row(id, op) else {
+                        continue;
+                    };
+                    let Some(s) = &m.summary else { continue };
+                    let (rl, rc) = ratios.map_or(("–".into(), "–".into()), |(l, c)| {
+                        (format!("{l:.2}×"), format!("{c:.2}×"))
+                    });
+                    let cpu = m.thread_cpu_ns_per_op().map_or("–".into(), fmt_ns);
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} | {} | {} | {cpu} | {rl} | {rc} |",
+                        op.name(),
+                        m.label,
+                        fmt_ns(s.median_ns),
+                        fmt_ns(s.p99_ns),
+                        fmt_count(s.ops_per_s),
+                    );
+                }
+            }
+        }
         for batch in &self.batches {
             let many = Batch::wall(&batch.many);
             let seq = Batch::wall(&batch.sequential);
@@ -477,6 +528,32 @@ impl Report {
                 );
             }
         }
+        // HTTPS rows: `-https` ids, ratios over the HTTPS floor by calling-thread CPU.
+        for m in &self.https {
+            let (Some(s), Some((_, ratios))) = (&m.summary, self.https_row(m.id, m.op)) else {
+                continue;
+            };
+            let (rl, rc) = ratios.map_or((String::new(), String::new()), |(l, c)| {
+                (format!("{l:.3}"), format!("{c:.3}"))
+            });
+            let thread = m
+                .thread_cpu_ns_per_op()
+                .map_or(String::new(), |t| format!("{:.2}", t / 1e3));
+            let _ = writeln!(
+                out,
+                "{}-https,\"{} over HTTPS\",{},{},{},{:.1},{:.1},{:.1},{:.1},{:.2},{thread},{rl},{rc}",
+                m.id,
+                m.label,
+                m.op.name(),
+                m.size,
+                s.iterations,
+                s.median_ns / 1e3,
+                s.p99_ns / 1e3,
+                s.mean_ns / 1e3,
+                s.ops_per_s,
+                s.cpu_ns_per_op / 1e3,
+            );
+        }
         out
     }
 
@@ -502,6 +579,26 @@ impl Report {
                     "calling_thread_cpu_ns_per_op": r.thread_cpu_ns_per_op(),
                     "median_vs_floor": ratios.map(|r| r.0),
                     "cpu_vs_floor": ratios.map(|r| r.1),
+                }))
+            })
+            .collect();
+        let https: Vec<Value> = self
+            .https
+            .iter()
+            .filter_map(|r| {
+                let s = r.summary.as_ref()?;
+                let (_, ratios) = self.https_row(r.id, r.op)?;
+                Some(json!({
+                    "contender": r.id,
+                    "label": r.label,
+                    "op": r.op.name(),
+                    "size_bytes": r.size,
+                    "iterations": s.iterations,
+                    "median_ns": s.median_ns,
+                    "p99_ns": s.p99_ns,
+                    "calling_thread_cpu_ns_per_op": r.thread_cpu_ns_per_op(),
+                    "median_vs_floor": ratios.map(|r| r.0),
+                    "calling_thread_cpu_vs_floor": ratios.map(|r| r.1),
                 }))
             })
             .collect();
@@ -535,6 +632,7 @@ impl Report {
             "parameters": self.parameters,
             "contenders": self.contenders.iter().map(|(id, label)| json!({"id": id, "label": label})).collect::<Vec<_>>(),
             "results": results,
+            "https": https,
             "batch": batch,
             "targets": self.targets().iter().map(|t| json!({"target": t.name, "measured": t.measured, "met": t.met})).collect::<Vec<_>>(),
         })
