@@ -112,6 +112,9 @@ impl TlsRelay {
                             },
                         };
                         loop_connections.fetch_add(1, Ordering::SeqCst);
+                        // A handshake is several small writes: Nagle would hold them for the
+                        // client's delayed ACK (40 ms a connection).
+                        let _ = client.set_nodelay(true);
                         let (acceptor, handshakes) =
                             (acceptor.clone(), Arc::clone(&loop_handshakes));
                         tokio::spawn(async move {
