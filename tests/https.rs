@@ -102,6 +102,29 @@ fn an_ip_address_endpoint_is_verified_against_the_certificates_ip() {
     assert_eq!(relay.handshakes(), 1);
 }
 
+/// Over TLS a value goes as `UNSIGNED-PAYLOAD` with its signed Content-MD5 (src/sign.rs): the
+/// server, which verifies both the signature and the MD5, takes it, byte for byte.
+#[test]
+fn large_values_round_trip_over_https() {
+    let ca = TestCa::new("s3-result-store test CA");
+    let relay = TlsRelay::start(upstream(), &ca, &[HOST]);
+    let runtime = runtime(true, Some(&ca));
+    let config = config(format!("https://{HOST}:{}", relay.port()), "https-large");
+    let mut store = runtime.open(&config).unwrap();
+    let value: Vec<u8> = (0..4u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    store.set("big", &value).unwrap();
+    assert!(store.get("big").unwrap().as_deref() == Some(&value[..]));
+    for result in store
+        .set_many(&[("a", b"1".as_slice()), ("b", b"22")])
+        .unwrap()
+    {
+        result.unwrap();
+    }
+    assert_eq!(store.get("b").unwrap().as_deref(), Some(&b"22"[..]));
+}
+
 #[test]
 fn without_the_pool_every_https_request_has_its_own_handshake() {
     let ca = TestCa::new("s3-result-store test CA");

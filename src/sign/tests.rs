@@ -157,11 +157,20 @@ fn reference_headers(
         .headers()
         .iter()
         .map(|(name, value)| (name.as_str(), value.to_str().unwrap()));
+    // The rule under test picks the payload's treatment; the reference signs with it.
+    let body = if request.uri().scheme_str() == Some("https")
+        && request.headers().contains_key("content-md5")
+        && !request.body().is_empty()
+    {
+        SignableBody::UnsignedPayload
+    } else {
+        SignableBody::Bytes(request.body())
+    };
     let signable = SignableRequest::new(
         request.method().as_str(),
         request.uri().to_string(),
         headers,
-        SignableBody::Bytes(request.body()),
+        body,
     )
     .unwrap();
     let (instructions, _) = aws_sigv4::http_request::sign(signable, &params)
@@ -227,6 +236,34 @@ fn signing_again_replaces_the_earlier_signature() {
         reference_headers(&unsigned, &credentials, "us-east-1", later)
     );
     assert_eq!(request.headers().get_all("authorization").iter().count(), 1);
+}
+
+#[test]
+fn over_tls_a_body_with_its_md5_is_sent_unsigned_and_otherwise_hashed() {
+    let payload = |uri: &str, md5: bool, body: &[u8]| {
+        let mut builder = Request::put(uri);
+        if md5 {
+            builder = builder.header("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==");
+        }
+        let mut request = builder.body(body.to_vec()).unwrap();
+        sign(
+            &mut request,
+            &example_credentials(None),
+            "us-east-1",
+            example_time(),
+        )
+        .unwrap();
+        request.headers()["x-amz-content-sha256"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let hashed = "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072";
+    let body = b"Welcome to Amazon S3.";
+    assert_eq!(payload("https://h/b/k", true, body), "UNSIGNED-PAYLOAD");
+    assert_eq!(payload("https://h/b/k", false, body), hashed);
+    assert_eq!(payload("http://h/b/k", true, body), hashed);
+    assert_eq!(payload("https://h/b/k", true, b""), EMPTY_SHA256);
 }
 
 #[test]
