@@ -73,6 +73,9 @@ struct Args {
     /// front on loopback (0: skip).
     #[arg(long, default_value_t = 1000)]
     iterations_https: usize,
+    /// The same for 8 MiB values, get and set (0: skip).
+    #[arg(long, default_value_t = 20)]
+    iterations_https_8m: usize,
     /// Also compare the batch through a relay adding this round-trip time, as over a network
     /// (0: loopback only).
     #[arg(long, default_value_t = 2)]
@@ -236,7 +239,7 @@ fn main() -> Result<()> {
         report.results.extend(measured);
     }
 
-    if args.iterations_https > 0 {
+    if args.iterations_https > 0 || args.iterations_https_8m > 0 {
         report.https = measure_https(&args, &input, &mut setup)?;
     }
 
@@ -266,6 +269,7 @@ fn main() -> Result<()> {
         "batch_repeats": args.batch_repeats,
         "batch_rtt_ms": args.batch_rtt_ms,
         "iterations_https": args.iterations_https,
+        "iterations_https_8m": args.iterations_https_8m,
         "bucket": args.s3.bucket,
         "prefix": args.prefix,
     });
@@ -403,7 +407,7 @@ fn upstream(args: &Args, what: &str) -> Result<std::net::SocketAddr> {
         .with_context(|| format!("{what} needs an http://IP:PORT endpoint"))
 }
 
-/// 1 KiB operations over HTTPS: a TLS front on loopback (the tests' relay, with a CA made for
+/// 1 KiB and 8 MiB operations over HTTPS: a TLS front on loopback (the tests' relay, with a CA made for
 /// the run) before the server; the component with and without its pool (a handshake per
 /// request, as wasmtime's own sender), and the floor over TLS.
 fn measure_https(args: &Args, input: &ConfigInput, setup: &mut Floor) -> Result<Vec<Measured>> {
@@ -437,15 +441,28 @@ fn measure_https(args: &Args, input: &ConfigInput, setup: &mut Floor) -> Result<
             contender: Box::new(InProcess(Floor::trusting(&through, Some(pem.as_bytes()))?)),
         },
     ];
-    let size = Size {
-        bytes: 1024,
-        label: "1 KiB over HTTPS",
-        key_label: "https-1k",
-        iterations: args.iterations_https,
-        warmup: args.warmup,
-        ops: &[Op::Set, Op::Get, Op::Delete],
-    };
-    let measured = measure_size(args, &size, setup, &mut entries)?;
+    let sizes = [
+        Size {
+            bytes: 1024,
+            label: "1 KiB over HTTPS",
+            key_label: "https-1k",
+            iterations: args.iterations_https,
+            warmup: args.warmup,
+            ops: &[Op::Set, Op::Get, Op::Delete],
+        },
+        Size {
+            bytes: 8 << 20,
+            label: "8 MiB over HTTPS",
+            key_label: "https-8m",
+            iterations: args.iterations_https_8m,
+            warmup: args.warmup_8m,
+            ops: &[Op::Set, Op::Get],
+        },
+    ];
+    let mut measured = Vec::new();
+    for size in sizes.iter().filter(|s| s.iterations > 0) {
+        measured.extend(measure_size(args, size, setup, &mut entries)?);
+    }
     eprintln!(
         "bench: HTTPS: {} TLS handshakes over {} connections",
         relay.handshakes(),

@@ -163,8 +163,8 @@ pub struct Report {
     pub celery_info: Option<Value>,
     pub contenders: Vec<(&'static str, String)>,
     pub results: Vec<Measured>,
-    /// 1 KiB over HTTPS through a TLS front that runs in the bench process: compared by
-    /// latency and by the calling thread's CPU, which leaves the front's work out.
+    /// Over HTTPS through a TLS front that runs in the bench process: compared by latency and
+    /// by the calling thread's CPU, which leaves the front's work out.
     pub https: Vec<Measured>,
     pub batches: Vec<Batch>,
     pub parameters: Value,
@@ -223,8 +223,12 @@ impl Report {
     }
 
     /// An HTTPS row and its (median latency, calling-thread CPU) over the HTTPS floor's.
-    fn https_row(&self, id: &str, op: Op) -> Option<(&Measured, Option<(f64, f64)>)> {
-        let find = |id: &str| self.https.iter().find(|m| m.id == id && m.op == op);
+    fn https_row(&self, id: &str, op: Op, size: usize) -> Option<(&Measured, Option<(f64, f64)>)> {
+        let find = |id: &str| {
+            self.https
+                .iter()
+                .find(|m| m.id == id && m.op == op && m.size == size)
+        };
         let row = find(id)?;
         let ratios = find("floor").and_then(|floor| {
             let (s, f) = (row.summary.as_ref()?, floor.summary.as_ref()?);
@@ -387,11 +391,14 @@ impl Report {
                 }
             }
         }
-        if !self.https.is_empty() {
+        let mut https_sizes: Vec<usize> = self.https.iter().map(|m| m.size).collect();
+        https_sizes.dedup();
+        for size in https_sizes {
             let _ = writeln!(
                 out,
-                "\n#### 1 KiB over HTTPS (a TLS front on loopback, in the bench process)\n\n\
-                 CPU/op here is the calling thread's, which leaves the front's TLS work out.\n"
+                "\n#### {} over HTTPS (a TLS front on loopback, in the bench process)\n\n\
+                 CPU/op here is the calling thread's, which leaves the front's TLS work out.\n",
+                size_label(size)
             );
             let _ = writeln!(
                 out,
@@ -400,7 +407,7 @@ impl Report {
             let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
             for op in [Op::Get, Op::Set, Op::Delete] {
                 for id in ["component", "component-nopool", "floor"] {
-                    let Some((m, ratios)) = self.https_row(id, op) else {
+                    let Some((m, ratios)) = self.https_row(id, op, size) else {
                         continue;
                     };
                     let Some(s) = &m.summary else { continue };
@@ -530,7 +537,8 @@ impl Report {
         }
         // HTTPS rows: `-https` ids, ratios over the HTTPS floor by calling-thread CPU.
         for m in &self.https {
-            let (Some(s), Some((_, ratios))) = (&m.summary, self.https_row(m.id, m.op)) else {
+            let (Some(s), Some((_, ratios))) = (&m.summary, self.https_row(m.id, m.op, m.size))
+            else {
                 continue;
             };
             let (rl, rc) = ratios.map_or((String::new(), String::new()), |(l, c)| {
@@ -587,7 +595,7 @@ impl Report {
             .iter()
             .filter_map(|r| {
                 let s = r.summary.as_ref()?;
-                let (_, ratios) = self.https_row(r.id, r.op)?;
+                let (_, ratios) = self.https_row(r.id, r.op, r.size)?;
                 Some(json!({
                     "contender": r.id,
                     "label": r.label,
