@@ -1,17 +1,21 @@
 //! A node failure under load: the component talks to node 1 of a three-node Garage cluster
-//! (replication factor 3, `scripts/servers/garage-cluster`) while node 2 is stopped and later
-//! restarted. Writes and reads go on throughout; afterwards every acknowledged write is read
-//! back, through node 1 and through the restarted node, and must be byte-exact.
+//! (replication factor 3, `scripts/servers/garage-cluster`) while node 2 fails and comes back,
+//! in two ways: stopped and later restarted, and frozen (SIGSTOP: it keeps its connections
+//! and answers nothing) and later thawed. Writes and reads go on throughout; afterwards every
+//! acknowledged write is read back, through node 1 and through node 2, and must be byte-exact.
 //!
 //! Needs the variables `scripts/servers/garage-cluster start` prints (`S3RS_CLUSTER_*` besides
 //! the usual `S3RS_TEST_*`); on any other server the test says it is not supported.
-//! `S3RS_CLUSTER_PHASE_OPS` sets the operations in each fixed phase (default 200).
+//! `S3RS_CLUSTER_PHASE_OPS` sets the operations in each fixed phase (default 200);
+//! `S3RS_CLUSTER_FAILED_SECS` how long node 2 stays down or frozen at least (default 12: longer
+//! than Garage takes to notice a peer is gone, so requests meet a cluster that knows it and
+//! one that does not yet).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -21,17 +25,54 @@ use s3_result_store_tests::{TestServer, report, server, unique_prefix};
 
 /// Stores writing and reading at once, each on its own keys.
 const WORKERS: usize = 3;
-/// The node the stores talk to, and the one stopped and restarted.
+/// The node the stores talk to, and the one that fails and comes back.
 const SERVING_NODE: usize = 1;
 const FAILING_NODE: usize = 2;
 
-const PHASES: [&str; 5] = [
-    "3 nodes up",
-    "node 2 stopping",
-    "node 2 down",
-    "node 2 restarting, until node 1 sees it again",
-    "3 nodes up again",
-];
+const PHASE_COUNT: usize = 5;
+
+/// How node 2 fails and comes back: the `garage-cluster` commands, and the run's phases.
+struct Failure {
+    test: &'static str,
+    fail: &'static str,
+    recover: &'static str,
+    what: &'static str,
+    phases: [&'static str; PHASE_COUNT],
+}
+
+/// Stopped as an operator would (TERM), then restarted on its data.
+const STOPPED: Failure = Failure {
+    test: "acknowledged_writes_survive_a_node_stopped_and_restarted",
+    fail: "stop-node",
+    recover: "start-node",
+    what: "stopped and restarted",
+    phases: [
+        "3 nodes up",
+        "node 2 stopping",
+        "node 2 down",
+        "node 2 restarting, until node 1 sees it again",
+        "3 nodes up again",
+    ],
+};
+
+/// Hung (SIGSTOP): its connections stay open and nothing answers on them, which is harder on
+/// the others than a node that is gone; then it goes on (SIGCONT).
+const FROZEN: Failure = Failure {
+    test: "acknowledged_writes_survive_a_node_frozen_and_thawed",
+    fail: "freeze-node",
+    recover: "thaw-node",
+    what: "frozen and thawed",
+    phases: [
+        "3 nodes up",
+        "node 2 freezing",
+        "node 2 frozen",
+        "node 2 thawed, until node 1 sees it again",
+        "3 nodes up again",
+    ],
+};
+
+/// One failure at a time: both tests act on the same cluster.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 struct Cluster {
     script: PathBuf,
@@ -85,12 +126,14 @@ type Acceptable = Vec<Option<Vec<u8>>>;
 #[derive(Default)]
 struct WorkerResult {
     expected: BTreeMap<String, Acceptable>,
-    operations: [usize; PHASES.len()],
+    operations: [usize; PHASE_COUNT],
     failures: Vec<String>,
     /// The phase of each key's acknowledged delete, while it is the key's last write.
     deleted_in: BTreeMap<String, usize>,
     /// Reads that returned something no write put there (or lost an acknowledged write).
     wrong_reads: Vec<String>,
+    /// The longest operation (retries included) of each phase.
+    slowest: [Duration; PHASE_COUNT],
 }
 
 /// Shared progress: the current phase, operations done so far, and the stop signal.
@@ -144,7 +187,12 @@ fn describe(value: &Option<Vec<u8>>) -> String {
     }
 }
 
-fn worker(store: &mut ResultStore, seed: u64, progress: &Progress) -> WorkerResult {
+fn worker(
+    store: &mut ResultStore,
+    seed: u64,
+    progress: &Progress,
+    phases: &[&str; PHASE_COUNT],
+) -> WorkerResult {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut result = WorkerResult::default();
     let mut keys: Vec<String> = Vec::new();
@@ -154,6 +202,7 @@ fn worker(store: &mut ResultStore, seed: u64, progress: &Progress) -> WorkerResu
         version += 1;
         let roll = rng.random_range(0..100);
         let existing = (!keys.is_empty()).then(|| keys[rng.random_range(0..keys.len())].clone());
+        let started = Instant::now();
         let outcome: Result<(), (String, Error)> = match (roll, existing) {
             (0..40, _) | (_, None) => {
                 let key = format!("celery-task-meta-w{seed}-{}", keys.len());
@@ -177,7 +226,7 @@ fn worker(store: &mut ResultStore, seed: u64, progress: &Progress) -> WorkerResu
                     if !acceptable.contains(&got) {
                         result.wrong_reads.push(format!(
                             "{key} in phase \"{}\": read {}, expected {}",
-                            PHASES[phase],
+                            phases[phase],
                             describe(&got),
                             acceptable
                                 .iter()
@@ -202,8 +251,9 @@ fn worker(store: &mut ResultStore, seed: u64, progress: &Progress) -> WorkerResu
         if let Err((key, e)) = outcome {
             result
                 .failures
-                .push(format!("{key} in phase \"{}\": {e}", PHASES[phase]));
+                .push(format!("{key} in phase \"{}\": {e}", phases[phase]));
         }
+        result.slowest[phase] = result.slowest[phase].max(started.elapsed());
         result.operations[phase] += 1;
         progress.operations.fetch_add(1, Ordering::SeqCst);
     }
@@ -228,18 +278,35 @@ fn config(server: &TestServer, endpoint: &str, base_path: &str) -> ConfigInput {
 
 #[test]
 fn acknowledged_writes_survive_a_node_stopped_and_restarted() {
+    node_failure(&STOPPED);
+}
+
+#[test]
+fn acknowledged_writes_survive_a_node_frozen_and_thawed() {
+    node_failure(&FROZEN);
+}
+
+fn node_failure(failure: &Failure) {
     let server = server();
     let Some(cluster) = Cluster::from_env() else {
         return server.unsupported(
-            "acknowledged_writes_survive_a_node_stopped_and_restarted",
+            failure.test,
             "not a multi-node cluster (S3RS_CLUSTER_STATE is unset; start one with \
              scripts/servers/garage-cluster)",
         );
     };
+    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let phases = &failure.phases;
     let phase_ops: usize = std::env::var("S3RS_CLUSTER_PHASE_OPS")
         .ok()
         .map(|v| v.parse().expect("S3RS_CLUSTER_PHASE_OPS is a number"))
         .unwrap_or(200);
+    let failed_for = Duration::from_secs(
+        std::env::var("S3RS_CLUSTER_FAILED_SECS")
+            .ok()
+            .map(|v| v.parse().expect("S3RS_CLUSTER_FAILED_SECS is a number"))
+            .unwrap_or(12),
+    );
     // A runtime of its own, so that its request count is this test's alone.
     let runtime = Runtime::load(default_component_path()).unwrap_or_else(|e| panic!("{e}"));
     let prefix = unique_prefix("cluster");
@@ -254,7 +321,7 @@ fn acknowledged_writes_survive_a_node_stopped_and_restarted() {
                 (&runtime, &progress, &results, &load_config);
             scope.spawn(move || {
                 let mut store = runtime.open(load_config).unwrap();
-                let result = worker(&mut store, seed, progress);
+                let result = worker(&mut store, seed, progress, phases);
                 results.lock().unwrap().push(result);
             });
         }
@@ -262,11 +329,13 @@ fn acknowledged_writes_survive_a_node_stopped_and_restarted() {
         let stop_on_unwind = StopOnDrop(&progress.stop);
         progress.wait_for(phase_ops);
         progress.next_phase();
-        cluster.node("stop-node", FAILING_NODE);
+        cluster.node(failure.fail, FAILING_NODE);
         progress.next_phase();
+        let failed_at = Instant::now();
         progress.wait_for(phase_ops);
+        std::thread::sleep(failed_for.saturating_sub(failed_at.elapsed()));
         progress.next_phase();
-        cluster.node("start-node", FAILING_NODE);
+        cluster.node(failure.recover, FAILING_NODE);
         progress.next_phase();
         progress.wait_for(phase_ops);
         drop(stop_on_unwind);
@@ -277,7 +346,8 @@ fn acknowledged_writes_survive_a_node_stopped_and_restarted() {
         .expect("the runtime's sender counts");
 
     let results = results.into_inner().unwrap();
-    let mut per_phase = [0usize; PHASES.len()];
+    let mut per_phase = [0usize; PHASE_COUNT];
+    let mut slowest = [Duration::ZERO; PHASE_COUNT];
     let mut expected: BTreeMap<String, Acceptable> = BTreeMap::new();
     let mut failures = Vec::new();
     let mut wrong_reads = Vec::new();
@@ -285,6 +355,9 @@ fn acknowledged_writes_survive_a_node_stopped_and_restarted() {
     for r in results {
         for (total, n) in per_phase.iter_mut().zip(r.operations) {
             *total += n;
+        }
+        for (max, d) in slowest.iter_mut().zip(r.slowest) {
+            *max = (*max).max(d);
         }
         expected.extend(r.expected);
         failures.extend(r.failures);
@@ -294,10 +367,13 @@ fn acknowledged_writes_survive_a_node_stopped_and_restarted() {
     let operations: usize = per_phase.iter().sum();
     report(&format!(
         "cluster load: {operations} operations in {load_time:.1?} by {WORKERS} stores on node \
-         {SERVING_NODE}, node {FAILING_NODE} stopped and restarted"
+         {SERVING_NODE}, node {FAILING_NODE} {}",
+        failure.what
     ));
-    for (name, n) in PHASES.iter().zip(per_phase) {
-        report(&format!("  {n:>6} operations while {name}"));
+    for ((name, n), slowest) in phases.iter().zip(per_phase).zip(slowest) {
+        report(&format!(
+            "  {n:>6} operations while {name} (slowest {slowest:.1?})"
+        ));
     }
     report(&format!(
         "  {load_requests} HTTP requests for {operations} operations (one request each): {} \
@@ -372,14 +448,14 @@ fn acknowledged_writes_survive_a_node_stopped_and_restarted() {
     // Garage's listings merge the replicas' indexes, and a node that missed deletes while it
     // was away can bring the deleted keys back into a listing until anti-entropy repairs it;
     // a GET of each (above) finds none. Said here, since only the server can change it.
-    let mut stale_by_phase = [0usize; PHASES.len()];
+    let mut stale_by_phase = [0usize; PHASE_COUNT];
     for key in surely_absent.iter().filter(|k| listed.contains(**k)) {
         if let Some(&phase) = deleted_in.get(*key) {
             stale_by_phase[phase] += 1;
         }
     }
     let stale: usize = stale_by_phase.iter().sum();
-    let stale_phases: Vec<String> = PHASES
+    let stale_phases: Vec<String> = phases
         .iter()
         .zip(stale_by_phase)
         .filter(|(_, n)| *n > 0)
