@@ -486,28 +486,12 @@ impl Report {
              cpu_us_per_op,thread_cpu_us_per_op,median_vs_floor,cpu_vs_floor\n",
         );
         for m in &self.results {
-            let Some(s) = &m.summary else { continue };
-            let (rl, rc) = self
-                .ratios(m.id, "floor", m.op, m.size)
-                .map_or((String::new(), String::new()), |(l, c)| {
-                    (format!("{l:.3}"), format!("{c:.3}"))
-                });
-            let thread = m
-                .thread_cpu_ns_per_op()
-                .map_or(String::new(), |t| format!("{:.2}", t / 1e3));
-            let _ = writeln!(
-                out,
-                "{},\"{}\",{},{},{},{:.1},{:.1},{:.1},{:.1},{:.2},{thread},{rl},{rc}",
+            csv_row(
+                &mut out,
                 m.id,
-                m.label,
-                m.op.name(),
-                m.size,
-                s.iterations,
-                s.median_ns / 1e3,
-                s.p99_ns / 1e3,
-                s.mean_ns / 1e3,
-                s.ops_per_s,
-                s.cpu_ns_per_op / 1e3,
+                &m.label,
+                m,
+                self.ratios(m.id, "floor", m.op, m.size),
             );
         }
         for batch in &self.batches {
@@ -537,29 +521,15 @@ impl Report {
         }
         // HTTPS rows: `-https` ids, ratios over the HTTPS floor by calling-thread CPU.
         for m in &self.https {
-            let (Some(s), Some((_, ratios))) = (&m.summary, self.https_row(m.id, m.op, m.size))
-            else {
-                continue;
-            };
-            let (rl, rc) = ratios.map_or((String::new(), String::new()), |(l, c)| {
-                (format!("{l:.3}"), format!("{c:.3}"))
-            });
-            let thread = m
-                .thread_cpu_ns_per_op()
-                .map_or(String::new(), |t| format!("{:.2}", t / 1e3));
-            let _ = writeln!(
-                out,
-                "{}-https,\"{} over HTTPS\",{},{},{},{:.1},{:.1},{:.1},{:.1},{:.2},{thread},{rl},{rc}",
-                m.id,
-                m.label,
-                m.op.name(),
-                m.size,
-                s.iterations,
-                s.median_ns / 1e3,
-                s.p99_ns / 1e3,
-                s.mean_ns / 1e3,
-                s.ops_per_s,
-                s.cpu_ns_per_op / 1e3,
+            let ratios = self
+                .https_row(m.id, m.op, m.size)
+                .and_then(|(_, ratios)| ratios);
+            csv_row(
+                &mut out,
+                &format!("{}-https", m.id),
+                &format!("{} over HTTPS", m.label),
+                m,
+                ratios,
             );
         }
         out
@@ -571,43 +541,16 @@ impl Report {
             .results
             .iter()
             .filter_map(|r| {
-                let s = r.summary.as_ref()?;
                 let ratios = self.ratios(r.id, "floor", r.op, r.size);
-                Some(json!({
-                    "contender": r.id,
-                    "label": r.label,
-                    "op": r.op.name(),
-                    "size_bytes": r.size,
-                    "iterations": s.iterations,
-                    "median_ns": s.median_ns,
-                    "p99_ns": s.p99_ns,
-                    "mean_ns": s.mean_ns,
-                    "ops_per_s": s.ops_per_s,
-                    "cpu_ns_per_op": s.cpu_ns_per_op,
-                    "calling_thread_cpu_ns_per_op": r.thread_cpu_ns_per_op(),
-                    "median_vs_floor": ratios.map(|r| r.0),
-                    "cpu_vs_floor": ratios.map(|r| r.1),
-                }))
+                json_row(r, ratios, "cpu_vs_floor")
             })
             .collect();
         let https: Vec<Value> = self
             .https
             .iter()
             .filter_map(|r| {
-                let s = r.summary.as_ref()?;
                 let (_, ratios) = self.https_row(r.id, r.op, r.size)?;
-                Some(json!({
-                    "contender": r.id,
-                    "label": r.label,
-                    "op": r.op.name(),
-                    "size_bytes": r.size,
-                    "iterations": s.iterations,
-                    "median_ns": s.median_ns,
-                    "p99_ns": s.p99_ns,
-                    "calling_thread_cpu_ns_per_op": r.thread_cpu_ns_per_op(),
-                    "median_vs_floor": ratios.map(|r| r.0),
-                    "calling_thread_cpu_vs_floor": ratios.map(|r| r.1),
-                }))
+                json_row(r, ratios, "calling_thread_cpu_vs_floor")
             })
             .collect();
         let batch: Vec<_> = self.batches.iter().map(|b| {
@@ -645,6 +588,50 @@ impl Report {
             "targets": self.targets().iter().map(|t| json!({"target": t.name, "measured": t.measured, "met": t.met})).collect::<Vec<_>>(),
         })
     }
+}
+
+/// One contender's JSON row, if it was measured; the CPU ratio under `cpu_ratio_key`.
+fn json_row(m: &Measured, ratios: Option<(f64, f64)>, cpu_ratio_key: &str) -> Option<Value> {
+    let s = m.summary.as_ref()?;
+    let mut row = json!({
+        "contender": m.id,
+        "label": m.label,
+        "op": m.op.name(),
+        "size_bytes": m.size,
+        "iterations": s.iterations,
+        "median_ns": s.median_ns,
+        "p99_ns": s.p99_ns,
+        "mean_ns": s.mean_ns,
+        "ops_per_s": s.ops_per_s,
+        "cpu_ns_per_op": s.cpu_ns_per_op,
+        "calling_thread_cpu_ns_per_op": m.thread_cpu_ns_per_op(),
+        "median_vs_floor": ratios.map(|r| r.0),
+    });
+    row[cpu_ratio_key] = json!(ratios.map(|r| r.1));
+    Some(row)
+}
+
+/// One contender's CSV row, if it was measured.
+fn csv_row(out: &mut String, id: &str, label: &str, m: &Measured, ratios: Option<(f64, f64)>) {
+    let Some(s) = &m.summary else { return };
+    let (rl, rc) = ratios.map_or((String::new(), String::new()), |(l, c)| {
+        (format!("{l:.3}"), format!("{c:.3}"))
+    });
+    let thread = m
+        .thread_cpu_ns_per_op()
+        .map_or(String::new(), |t| format!("{:.2}", t / 1e3));
+    let _ = writeln!(
+        out,
+        "{id},\"{label}\",{},{},{},{:.1},{:.1},{:.1},{:.1},{:.2},{thread},{rl},{rc}",
+        m.op.name(),
+        m.size,
+        s.iterations,
+        s.median_ns / 1e3,
+        s.p99_ns / 1e3,
+        s.mean_ns / 1e3,
+        s.ops_per_s,
+        s.cpu_ns_per_op / 1e3,
+    );
 }
 
 pub fn size_label(bytes: usize) -> String {

@@ -9,6 +9,17 @@ fn example_credentials(token: Option<&str>) -> Credentials {
     }
 }
 
+/// Signs with the documentation's example credentials, region and time.
+fn sign_example(request: &mut Request<Vec<u8>>) {
+    sign(
+        request,
+        &example_credentials(None),
+        "us-east-1",
+        example_time(),
+    )
+    .unwrap();
+}
+
 /// 2013-05-24T00:00:00Z, the date of the worked examples in the S3 SigV4 documentation.
 fn example_time() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_369_353_600)
@@ -20,13 +31,7 @@ fn matches_the_documented_get_object_example() {
         .header("range", "bytes=0-9")
         .body(Vec::new())
         .unwrap();
-    sign(
-        &mut request,
-        &example_credentials(None),
-        "us-east-1",
-        example_time(),
-    )
-    .unwrap();
+    sign_example(&mut request);
     let auth = request.headers()["authorization"].to_str().unwrap();
     assert_eq!(
         auth,
@@ -50,13 +55,7 @@ fn payload_hash_covers_the_body() {
     let mut request = Request::put("http://127.0.0.1:9000/b/k")
         .body(b"Welcome to Amazon S3.".to_vec())
         .unwrap();
-    sign(
-        &mut request,
-        &example_credentials(None),
-        "us-east-1",
-        example_time(),
-    )
-    .unwrap();
+    sign_example(&mut request);
     assert_eq!(
         request.headers()["x-amz-content-sha256"],
         "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072"
@@ -69,13 +68,7 @@ fn path_is_signed_as_given_without_normalisation() {
         let mut r = Request::get(format!("http://h:1{path}"))
             .body(Vec::new())
             .unwrap();
-        sign(
-            &mut r,
-            &example_credentials(None),
-            "us-east-1",
-            example_time(),
-        )
-        .unwrap();
+        sign_example(&mut r);
         r.headers()["authorization"].to_str().unwrap().to_owned()
     };
     // Distinct keys must give distinct signatures: nothing collapses '//' or '..'.
@@ -246,13 +239,7 @@ fn over_tls_a_body_with_its_md5_is_sent_unsigned_and_otherwise_hashed() {
             builder = builder.header("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==");
         }
         let mut request = builder.body(body.to_vec()).unwrap();
-        sign(
-            &mut request,
-            &example_credentials(None),
-            "us-east-1",
-            example_time(),
-        )
-        .unwrap();
+        sign_example(&mut request);
         request.headers()["x-amz-content-sha256"]
             .to_str()
             .unwrap()
