@@ -10,14 +10,18 @@ const CASES: u32 = 96;
 #[test]
 fn arbitrary_keys_round_trip_as_distinct_objects() {
     let s = server();
-    // Servers that keep objects as files cannot hold '/'-structured keys faithfully, nor file
-    // names over 255 bytes; every other server gets the full key space.
+    // Servers that keep objects as files cannot hold '/'-structured keys faithfully, nor long
+    // ones: s3s-fs names a metadata file after the base64 of the whole key (base path
+    // included), and past 255 bytes of file name it answers 500 (a key of 30 four-byte
+    // characters under this test's prefix already does). Every other server gets the full
+    // key space.
     let key = if s.keys_are_paths {
         s.unsupported(
-            "arbitrary_keys_round_trip_as_distinct_objects (keys with '/')",
-            "objects are files; testing keys without '/' of at most 60 characters",
+            "arbitrary_keys_round_trip_as_distinct_objects (keys with '/', long keys)",
+            "objects are files named after the key; testing keys without '/' of at most 25 \
+             characters (100 bytes)",
         );
-        "[^\\p{Cc}/]{1,60}"
+        "[^\\p{Cc}/]{1,25}"
             .prop_filter("not a dot segment", |k| k != "." && k != "..")
             .boxed()
     } else {
