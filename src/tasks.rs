@@ -74,8 +74,7 @@ impl<T: Transport, S: System> TaskStore<T, S> {
                     Error::InvalidValue(format!("the stored meta of task {task_id:?} is not UTF-8"))
                 })
             }
-            _ => String::from_utf8(TaskMeta::pending(task_id).encode())
-                .map_err(|_| Error::InvalidValue("the PENDING document is not UTF-8".into())),
+            _ => Ok(celery::python_json(&TaskMeta::pending(task_id).to_value())),
         }
     }
 

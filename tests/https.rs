@@ -6,7 +6,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use s3_result_store_host::{ConfigInput, Error, Runtime, StoreError, default_component_path};
+use s3_result_store_host::{
+    ConfigInput, Error, ResultStore, Runtime, StoreError, default_component_path,
+};
 use s3_result_store_tests::tls_relay::{TestCa, TlsRelay};
 // The host's TLS is under test, not the S3 server: always the embedded one behind the relay.
 use s3_result_store_tests::{embedded_server as server, report, unique_prefix};
@@ -48,6 +50,26 @@ fn store_error(result: Result<impl std::fmt::Debug, Error>) -> StoreError {
         Err(Error::Store(e)) => e,
         other => panic!("expected a store error, got {other:?}"),
     }
+}
+
+/// `act` on a store of `runtime` through `relay` must fail on the relay's certificate. One
+/// attempt, so the error is the handshake's own.
+fn assert_certificate_refused<T: std::fmt::Debug>(
+    runtime: &Runtime,
+    relay: &TlsRelay,
+    test: &str,
+    act: impl FnOnce(&mut ResultStore) -> Result<T, Error>,
+) {
+    let config = ConfigInput {
+        max_attempts: Some(1),
+        ..config(format!("https://{HOST}:{}", relay.port()), test)
+    };
+    let mut store = runtime.open(&config).unwrap();
+    let err = store_error(act(&mut store));
+    assert!(
+        matches!(&err, StoreError::Transport(m) if m.contains("TLS certificate")),
+        "{err}"
+    );
 }
 
 /// `ops` operations, alternately set and get, each value read back exactly.
@@ -148,19 +170,7 @@ fn an_untrusted_certificate_is_a_transport_error_and_nothing_is_sent() {
     // Another CA than the one that signed the relay's certificate, and none at all.
     let other = TestCa::new("another CA");
     for runtime in [runtime(true, Some(&other)), runtime(true, None)] {
-        let config = ConfigInput {
-            max_attempts: Some(1),
-            ..config(
-                format!("https://{HOST}:{}", relay.port()),
-                "https-untrusted",
-            )
-        };
-        let mut store = runtime.open(&config).unwrap();
-        let err = store_error(store.set("k", "v"));
-        assert!(
-            matches!(&err, StoreError::Transport(m) if m.contains("TLS certificate")),
-            "{err}"
-        );
+        assert_certificate_refused(&runtime, &relay, "https-untrusted", |s| s.set("k", "v"));
     }
     assert_eq!(relay.handshakes(), 0);
     assert!(relay.connections() >= 2);
@@ -171,16 +181,7 @@ fn a_certificate_for_another_name_is_refused() {
     let ca = TestCa::new("s3-result-store test CA");
     let relay = TlsRelay::start(upstream(), &ca, &["other.https.test"]);
     let runtime = runtime(true, Some(&ca));
-    let config = ConfigInput {
-        max_attempts: Some(1),
-        ..config(format!("https://{HOST}:{}", relay.port()), "https-name")
-    };
-    let mut store = runtime.open(&config).unwrap();
-    let err = store_error(store.get("k"));
-    assert!(
-        matches!(&err, StoreError::Transport(m) if m.contains("TLS certificate")),
-        "{err}"
-    );
+    assert_certificate_refused(&runtime, &relay, "https-name", |s| s.get("k"));
     assert_eq!(relay.handshakes(), 0);
 }
 

@@ -150,11 +150,9 @@ fn reference_headers(
         .headers()
         .iter()
         .map(|(name, value)| (name.as_str(), value.to_str().unwrap()));
-    // The rule under test picks the payload's treatment; the reference signs with it.
-    let body = if request.uri().scheme_str() == Some("https")
-        && request.headers().contains_key("content-md5")
-        && !request.body().is_empty()
-    {
+    // The signer's own choice of payload treatment (its rule has a test of its own); the
+    // reference signs with it.
+    let body = if payload_hash(request) == UNSIGNED_PAYLOAD {
         SignableBody::UnsignedPayload
     } else {
         SignableBody::Bytes(request.body())

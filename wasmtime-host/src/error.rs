@@ -50,6 +50,12 @@ impl From<s3_result_store::Error> for Error {
     }
 }
 
+impl From<crate::sender::InvalidRoots> for Error {
+    fn from(e: crate::sender::InvalidRoots) -> Self {
+        Error::Runtime(wasmtime::Error::msg(e.to_string()))
+    }
+}
+
 impl From<wasmtime::Error> for Error {
     fn from(e: wasmtime::Error) -> Self {
         Error::Runtime(e)

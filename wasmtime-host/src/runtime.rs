@@ -262,10 +262,7 @@ impl Runtime {
     /// [`PooledSender::with_root_certificates_pem`]; fails when `pem` has no usable
     /// certificate.
     pub fn with_root_certificates_pem(mut self, pem: &[u8]) -> Result<Runtime, Error> {
-        self.sender = self
-            .sender
-            .with_root_certificates_pem(pem)
-            .map_err(|e| Error::Runtime(wasmtime::Error::msg(e.to_string())))?;
+        self.sender = self.sender.with_root_certificates_pem(pem)?;
         self.drivers = Mutex::default();
         Ok(self)
     }

@@ -123,10 +123,7 @@ impl ProxyServer {
 
     /// See [`crate::Runtime::with_root_certificates_pem`].
     pub fn with_root_certificates_pem(mut self, pem: &[u8]) -> Result<ProxyServer, Error> {
-        self.sender = self
-            .sender
-            .with_root_certificates_pem(pem)
-            .map_err(|e| Error::Runtime(wasmtime::Error::msg(e.to_string())))?;
+        self.sender = self.sender.with_root_certificates_pem(pem)?;
         Ok(self)
     }
 
