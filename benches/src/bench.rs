@@ -25,7 +25,7 @@ use anyhow::{Context, Result, ensure};
 use bytes::Bytes;
 use clap::Parser;
 use s3_result_store::ConfigInput;
-use s3_result_store_host::{Runtime, default_component_path};
+use s3_result_store_host::{Runtime, default_component_path, store_only_component_path};
 use s3_result_store_tests::tls_relay::{TestCa, TlsRelay};
 
 use crate::clients::{Client, Component, Contender, Floor, InProcess, Sdk, ServerArgs};
@@ -143,6 +143,15 @@ fn main() -> Result<()> {
 
     let component_path = default_component_path();
     eprintln!("bench: loading the component {}", component_path.display());
+    for (build, path) in [
+        ("default", component_path.clone()),
+        ("store-only", store_only_component_path()),
+    ] {
+        // The store-only build is only reported: every contender here uses the default one.
+        if let Ok(meta) = std::fs::metadata(&path) {
+            report.component_sizes.push((build, meta.len()));
+        }
+    }
     let pooled = Runtime::load(&component_path)?;
     let unpooled = Runtime::load(&component_path)?.with_connection_pool(false);
 

@@ -1,7 +1,9 @@
 //! The wasm-only layer: WIT bindings, the export glue that maps WIT types to the core and
 //! back, and the `wasi:http` transport.
 
+#[cfg(feature = "keyvalue")]
 mod keyvalue;
+#[cfg(feature = "tasks")]
 mod tasks;
 mod transport;
 
@@ -11,22 +13,37 @@ use crate::config::{self, Config, ConfigInput};
 use crate::error::{Error, S3ErrorInfo};
 use crate::store::{Store, System};
 
-wit_bindgen::generate!({
-    path: "wit",
-    world: "component",
-    // The `wasi` crate already has these bindings; share them rather than generate twins.
-    with: {
-        "wasi:http/types@0.2.12": wasi::http::types,
-        "wasi:http/outgoing-handler@0.2.12": wasi::http::outgoing_handler,
-        "wasi:io/error@0.2.12": wasi::io::error,
-        "wasi:io/poll@0.2.12": wasi::io::poll,
-        "wasi:io/streams@0.2.12": wasi::io::streams,
-        "wasi:clocks/monotonic-clock@0.2.12": wasi::clocks::monotonic_clock,
-        "wasi:clocks/wall-clock@0.2.12": wasi::clocks::wall_clock,
-        "wasi:cli/environment@0.2.12": wasi::cli::environment,
-        "wasi:random/insecure@0.2.12": wasi::random::insecure,
-    },
-});
+/// The bindings of `$world`, one of wit/world.wit's worlds (chosen by the crate's features).
+macro_rules! bindings {
+    ($world:literal) => {
+        wit_bindgen::generate!({
+            path: "wit",
+            world: $world,
+            // The `wasi` crate already has these bindings; share them rather than generate
+            // twins.
+            with: {
+                "wasi:http/types@0.2.12": wasi::http::types,
+                "wasi:http/outgoing-handler@0.2.12": wasi::http::outgoing_handler,
+                "wasi:io/error@0.2.12": wasi::io::error,
+                "wasi:io/poll@0.2.12": wasi::io::poll,
+                "wasi:io/streams@0.2.12": wasi::io::streams,
+                "wasi:clocks/monotonic-clock@0.2.12": wasi::clocks::monotonic_clock,
+                "wasi:clocks/wall-clock@0.2.12": wasi::clocks::wall_clock,
+                "wasi:cli/environment@0.2.12": wasi::cli::environment,
+                "wasi:random/insecure@0.2.12": wasi::random::insecure,
+            },
+        });
+    };
+}
+
+#[cfg(all(feature = "tasks", feature = "keyvalue"))]
+bindings!("component");
+#[cfg(all(feature = "tasks", not(feature = "keyvalue")))]
+bindings!("store-with-tasks");
+#[cfg(all(not(feature = "tasks"), feature = "keyvalue"))]
+bindings!("store-with-keyvalue");
+#[cfg(not(any(feature = "tasks", feature = "keyvalue")))]
+bindings!("store-only");
 
 use exports::result_store::s3::store::{Guest, GuestResultStore, ResultStore};
 use exports::result_store::s3::types as wit;

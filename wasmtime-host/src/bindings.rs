@@ -2,6 +2,8 @@
 //! the core crate's types (so both sides share one config type and one error enum).
 
 use s3_result_store::{AddressingStyle, ConfigInput, Error, S3ErrorInfo};
+use wasmtime::component::{Instance, InstancePre};
+use wasmtime::{AsContextMut, Result};
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -19,10 +21,74 @@ wasmtime::component::bindgen!({
     require_store_data_send: true,
 });
 
-pub use exports::result_store::s3::tasks;
 pub use exports::result_store::s3::types as wit;
+pub use exports::result_store::s3::{store, tasks};
 pub use exports::wasi::keyvalue0_2_0_draft as kv_draft;
 pub use exports::wasi::keyvalue0_2_0_draft2 as kv_draft2;
+
+/// Where the exports the host calls are, found once per runtime. The world's `ComponentPre`
+/// would demand all of them; a component built without some features (wit/world.wit) has
+/// only the store, so the others are looked up one interface at a time and may be `None`.
+pub(crate) struct ExportIndices {
+    pub store: store::GuestIndices,
+    pub tasks: Option<tasks::GuestIndices>,
+    pub kv_draft: Option<KvDraftIndices>,
+    pub kv_draft2: Option<KvDraft2Indices>,
+}
+
+impl ExportIndices {
+    pub fn new<T>(pre: &InstancePre<T>) -> Result<ExportIndices> {
+        Ok(ExportIndices {
+            store: store::GuestIndices::new(pre)?,
+            tasks: tasks::GuestIndices::new(pre).ok(),
+            kv_draft: KvDraftIndices::new(pre).ok(),
+            kv_draft2: KvDraft2Indices::new(pre).ok(),
+        })
+    }
+}
+
+/// The three `wasi:keyvalue` interfaces of one draft: store, batch and atomics.
+pub(crate) struct KvGuests<S, B, A> {
+    pub store: S,
+    pub batch: B,
+    pub atomics: A,
+}
+
+macro_rules! kv_indices {
+    ($name:ident, $draft:ident) => {
+        pub(crate) type $name = KvGuests<
+            $draft::store::GuestIndices,
+            $draft::batch::GuestIndices,
+            $draft::atomics::GuestIndices,
+        >;
+
+        impl $name {
+            fn new<T>(pre: &InstancePre<T>) -> Result<$name> {
+                Ok(KvGuests {
+                    store: $draft::store::GuestIndices::new(pre)?,
+                    batch: $draft::batch::GuestIndices::new(pre)?,
+                    atomics: $draft::atomics::GuestIndices::new(pre)?,
+                })
+            }
+
+            pub fn load(
+                &self,
+                mut store: impl AsContextMut,
+                instance: &Instance,
+            ) -> Result<KvGuests<$draft::store::Guest, $draft::batch::Guest, $draft::atomics::Guest>>
+            {
+                Ok(KvGuests {
+                    store: self.store.load(&mut store, instance)?,
+                    batch: self.batch.load(&mut store, instance)?,
+                    atomics: self.atomics.load(&mut store, instance)?,
+                })
+            }
+        }
+    };
+}
+
+kv_indices!(KvDraftIndices, kv_draft);
+kv_indices!(KvDraft2Indices, kv_draft2);
 
 pub fn wit_config(c: &ConfigInput) -> wit::Config {
     wit::Config {

@@ -12,6 +12,12 @@ pub enum Error {
     /// The component could not be loaded or instantiated, or it trapped. Never expected from
     /// a correct component; kept apart so callers can tell a bug from an S3 answer.
     Runtime(wasmtime::Error),
+    /// The component was built without the feature that exports `interface` (see the
+    /// component's Cargo features), so what was asked of it cannot be opened.
+    NotExported {
+        interface: &'static str,
+        feature: &'static str,
+    },
 }
 
 impl Error {
@@ -19,7 +25,7 @@ impl Error {
     pub fn store_error(&self) -> Option<&s3_result_store::Error> {
         match self {
             Error::Store(e) => Some(e),
-            Error::KeyValue(_) | Error::Runtime(_) => None,
+            Error::KeyValue(_) | Error::Runtime(_) | Error::NotExported { .. } => None,
         }
     }
 }
@@ -30,6 +36,11 @@ impl fmt::Display for Error {
             Error::Store(e) => e.fmt(f),
             Error::KeyValue(e) => e.fmt(f),
             Error::Runtime(e) => write!(f, "component runtime failure: {e:#}"),
+            Error::NotExported { interface, feature } => write!(
+                f,
+                "the component does not export {interface}: it was built without the \
+                 `{feature}` feature"
+            ),
         }
     }
 }
@@ -40,6 +51,7 @@ impl std::error::Error for Error {
             Error::Store(e) => Some(e),
             Error::KeyValue(e) => Some(e),
             Error::Runtime(e) => Some(e.as_ref()),
+            Error::NotExported { .. } => None,
         }
     }
 }

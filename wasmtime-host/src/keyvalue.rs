@@ -3,9 +3,11 @@
 
 use s3_result_store::keyvalue::{Entry, KvError};
 use wasmtime::Store;
-use wasmtime::component::ResourceAny;
+use wasmtime::component::{Instance, ResourceAny};
 
-use crate::bindings::{Component, kv_draft as draft, kv_draft2 as draft2};
+use crate::bindings::{
+    KvDraft2Indices, KvDraftIndices, KvGuests, kv_draft as draft, kv_draft2 as draft2,
+};
 use crate::error::Error;
 use crate::runtime::{Driver, HostState};
 
@@ -16,6 +18,41 @@ pub enum KvVersion {
     Draft,
     /// `wasi:keyvalue@0.2.0-draft2` (Spin's): token cursors, signed increment, compare-and-swap.
     Draft2,
+}
+
+impl KvVersion {
+    /// The name of this draft's `store` interface.
+    pub fn store_interface(self) -> &'static str {
+        match self {
+            KvVersion::Draft => "wasi:keyvalue/store@0.2.0-draft",
+            KvVersion::Draft2 => "wasi:keyvalue/store@0.2.0-draft2",
+        }
+    }
+}
+
+/// Where one draft's interfaces are in the component (see `bindings::ExportIndices`).
+pub(crate) enum KvIndices<'a> {
+    Draft(&'a KvDraftIndices),
+    Draft2(&'a KvDraft2Indices),
+}
+
+impl KvIndices<'_> {
+    pub(crate) fn load(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &Instance,
+    ) -> wasmtime::Result<Guests> {
+        Ok(match self {
+            KvIndices::Draft(indices) => Guests::Draft(indices.load(store, instance)?),
+            KvIndices::Draft2(indices) => Guests::Draft2(indices.load(store, instance)?),
+        })
+    }
+}
+
+/// One draft's interfaces in an instance.
+pub(crate) enum Guests {
+    Draft(KvGuests<draft::store::Guest, draft::batch::Guest, draft::atomics::Guest>),
+    Draft2(KvGuests<draft2::store::Guest, draft2::batch::Guest, draft2::atomics::Guest>),
 }
 
 /// Where a listing continues: a continuation token (draft2) or a position (draft).
@@ -47,9 +84,8 @@ pub enum Swap {
 /// An open `bucket` resource, backed by its own component instance.
 pub struct KeyValueBucket {
     store: Store<HostState>,
-    bindings: Component,
+    guests: Guests,
     bucket: ResourceAny,
-    version: KvVersion,
     driver: Driver,
 }
 
@@ -73,36 +109,20 @@ impl From<draft2::store::Error> for KvError {
     }
 }
 
-/// The interface `$iface` of the draft `$version` in `$bindings`.
-macro_rules! interface {
-    ($bindings:expr, Draft, store) => {
-        $bindings.wasi_keyvalue0_2_0_draft_store()
-    };
-    ($bindings:expr, Draft2, store) => {
-        $bindings.wasi_keyvalue0_2_0_draft2_store()
-    };
-    ($bindings:expr, Draft, batch) => {
-        $bindings.wasi_keyvalue0_2_0_draft_batch()
-    };
-    ($bindings:expr, Draft2, batch) => {
-        $bindings.wasi_keyvalue0_2_0_draft2_batch()
-    };
-}
-
 /// The same call at whichever draft the bucket was opened with; both answer the same types
-/// but for the error, which becomes a [`KvError`].
+/// but for the error, which becomes a [`KvError`]. `$i` is the draft's interface `$iface`.
 macro_rules! either {
     ($self:ident, $iface:ident, |$i:ident| $call:expr) => {
-        match $self.version {
-            KvVersion::Draft => {
-                let $i = interface!($self.bindings, Draft, $iface);
+        match &$self.guests {
+            Guests::Draft(guests) => {
+                let $i = &guests.$iface;
                 $self
                     .driver
                     .run($call)?
                     .map_err(|e| Error::KeyValue(e.into()))
             }
-            KvVersion::Draft2 => {
-                let $i = interface!($self.bindings, Draft2, $iface);
+            Guests::Draft2(guests) => {
+                let $i = &guests.$iface;
                 $self
                     .driver
                     .run($call)?
@@ -115,30 +135,31 @@ macro_rules! either {
 impl KeyValueBucket {
     pub(crate) fn open(
         mut store: Store<HostState>,
-        bindings: Component,
+        guests: Guests,
         driver: Driver,
-        version: KvVersion,
         identifier: &str,
     ) -> Result<KeyValueBucket, Error> {
-        let bucket = match version {
-            KvVersion::Draft => driver
-                .run(interface!(bindings, Draft, store).call_open(&mut store, identifier))?
-                .map_err(|e| Error::KeyValue(e.into()))?,
-            KvVersion::Draft2 => driver
-                .run(interface!(bindings, Draft2, store).call_open(&mut store, identifier))?
-                .map_err(|e| Error::KeyValue(e.into()))?,
+        let opened = match &guests {
+            Guests::Draft(g) => driver
+                .run(g.store.call_open(&mut store, identifier))?
+                .map_err(|e| Error::KeyValue(e.into())),
+            Guests::Draft2(g) => driver
+                .run(g.store.call_open(&mut store, identifier))?
+                .map_err(|e| Error::KeyValue(e.into())),
         };
         Ok(KeyValueBucket {
             store,
-            bindings,
-            bucket,
-            version,
+            guests,
+            bucket: opened?,
             driver,
         })
     }
 
     pub fn version(&self) -> KvVersion {
-        self.version
+        match self.guests {
+            Guests::Draft(_) => KvVersion::Draft,
+            Guests::Draft2(_) => KvVersion::Draft2,
+        }
     }
 
     pub fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, Error> {
@@ -180,17 +201,17 @@ impl KeyValueBucket {
         let wrong_cursor = || {
             Error::KeyValue(KvError::Other(format!(
                 "a {cursor:?} is no cursor of wasi:keyvalue {:?}",
-                self.version
+                self.version()
             )))
         };
-        match self.version {
-            KvVersion::Draft => {
+        match &self.guests {
+            Guests::Draft(guests) => {
                 let position = match cursor {
                     None => None,
                     Some(Cursor::Position(p)) => Some(*p),
                     Some(Cursor::Token(_)) => return Err(wrong_cursor()),
                 };
-                let guest = interface!(self.bindings, Draft, store).bucket();
+                let guest = guests.store.bucket();
                 let page = self
                     .driver
                     .run(guest.call_list_keys(&mut self.store, self.bucket, position))?
@@ -200,13 +221,13 @@ impl KeyValueBucket {
                     cursor: page.cursor.map(Cursor::Position),
                 })
             }
-            KvVersion::Draft2 => {
+            Guests::Draft2(guests) => {
                 let token = match cursor {
                     None => None,
                     Some(Cursor::Token(t)) => Some(t.as_str()),
                     Some(Cursor::Position(_)) => return Err(wrong_cursor()),
                 };
-                let guest = interface!(self.bindings, Draft2, store).bucket();
+                let guest = guests.store.bucket();
                 let page = self
                     .driver
                     .run(guest.call_list_keys(&mut self.store, self.bucket, token))?
@@ -260,26 +281,26 @@ impl KeyValueBucket {
     /// Adds `delta` to the counter under `key` (0 when missing); returns the new value. At
     /// draft, whose counters are unsigned, `delta` must not be negative.
     pub fn increment(&mut self, key: &str, delta: i64) -> Result<i64, Error> {
-        match self.version {
-            KvVersion::Draft2 => {
-                let increment = self
-                    .bindings
-                    .wasi_keyvalue0_2_0_draft2_atomics()
-                    .call_increment(&mut self.store, self.bucket, key, delta);
+        match &self.guests {
+            Guests::Draft2(guests) => {
+                let increment =
+                    guests
+                        .atomics
+                        .call_increment(&mut self.store, self.bucket, key, delta);
                 self.driver
                     .run(increment)?
                     .map_err(|e| Error::KeyValue(e.into()))
             }
-            KvVersion::Draft => {
+            Guests::Draft(guests) => {
                 let delta = u64::try_from(delta).map_err(|_| {
                     Error::KeyValue(KvError::Other(
                         "wasi:keyvalue 0.2.0-draft counters only go up".into(),
                     ))
                 })?;
-                let increment = self
-                    .bindings
-                    .wasi_keyvalue0_2_0_draft_atomics()
-                    .call_increment(&mut self.store, self.bucket, key, delta);
+                let increment =
+                    guests
+                        .atomics
+                        .call_increment(&mut self.store, self.bucket, key, delta);
                 let value = self
                     .driver
                     .run(increment)?
@@ -292,8 +313,7 @@ impl KeyValueBucket {
 
     /// Starts a compare-and-swap on `key` (draft2 only).
     pub fn cas(&mut self, key: &str) -> Result<Cas, Error> {
-        self.require_draft2("compare-and-swap")?;
-        let guest = self.bindings.wasi_keyvalue0_2_0_draft2_atomics().cas();
+        let guest = draft2(&self.guests, "compare-and-swap")?.atomics.cas();
         let cas = self
             .driver
             .run(guest.call_new(&mut self.store, self.bucket, key))?
@@ -303,7 +323,7 @@ impl KeyValueBucket {
 
     /// The value `cas` read.
     pub fn cas_current(&mut self, cas: &Cas) -> Result<Option<Vec<u8>>, Error> {
-        let guest = self.bindings.wasi_keyvalue0_2_0_draft2_atomics().cas();
+        let guest = draft2(&self.guests, "compare-and-swap")?.atomics.cas();
         self.driver
             .run(guest.call_current(&mut self.store, cas.0))?
             .map_err(|e| Error::KeyValue(e.into()))
@@ -311,7 +331,7 @@ impl KeyValueBucket {
 
     /// Writes `value` if the key is still as `cas` read it.
     pub fn swap(&mut self, cas: Cas, value: &[u8]) -> Result<Swap, Error> {
-        let swap = self.bindings.wasi_keyvalue0_2_0_draft2_atomics().call_swap(
+        let swap = draft2(&self.guests, "compare-and-swap")?.atomics.call_swap(
             &mut self.store,
             cas.0,
             value,
@@ -330,21 +350,26 @@ impl KeyValueBucket {
             .driver
             .run(cas.0.resource_drop_async(&mut self.store))?)
     }
+}
 
-    fn require_draft2(&self, what: &str) -> Result<(), Error> {
-        match self.version {
-            KvVersion::Draft2 => Ok(()),
-            KvVersion::Draft => Err(Error::KeyValue(KvError::Other(format!(
-                "wasi:keyvalue 0.2.0-draft has no {what}"
-            )))),
-        }
+/// The draft2 interfaces, which alone have `what`.
+fn draft2<'a>(
+    guests: &'a Guests,
+    what: &str,
+) -> Result<&'a KvGuests<draft2::store::Guest, draft2::batch::Guest, draft2::atomics::Guest>, Error>
+{
+    match guests {
+        Guests::Draft2(guests) => Ok(guests),
+        Guests::Draft(_) => Err(Error::KeyValue(KvError::Other(format!(
+            "wasi:keyvalue 0.2.0-draft has no {what}"
+        )))),
     }
 }
 
 impl std::fmt::Debug for KeyValueBucket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyValueBucket")
-            .field("version", &self.version)
+            .field("version", &self.version())
             .finish_non_exhaustive()
     }
 }

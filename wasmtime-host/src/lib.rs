@@ -34,7 +34,7 @@ mod tasks;
 pub use engine::{PoolingOptions, RuntimeOptions};
 pub use error::Error;
 pub use keyvalue::{Cas, Cursor, KeyPage, KeyValueBucket, KvVersion, Swap};
-pub use runtime::{Runtime, default_component_path};
+pub use runtime::{Runtime, default_component_path, store_only_component_path};
 pub use s3_result_store::celery::{self, Extended, State, TaskMeta};
 pub use s3_result_store::keyvalue::KvError;
 pub use s3_result_store::{AddressingStyle, ConfigInput, S3ErrorInfo};

@@ -10,15 +10,15 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Instance, InstancePre, Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::{self, ComponentPre};
+use crate::bindings::ExportIndices;
 use crate::engine::{self, RuntimeOptions};
 use crate::error::Error;
-use crate::keyvalue::{KeyValueBucket, KvVersion};
+use crate::keyvalue::{KeyValueBucket, KvIndices, KvVersion};
 use crate::sender::PooledSender;
 use crate::store::ResultStore;
 use crate::tasks::TaskStore;
@@ -112,7 +112,8 @@ pub struct Runtime {
     engine: Engine,
     /// One per thread that has opened stores (see [`Driver`]), with whether that thread lives.
     drivers: Mutex<HashMap<ThreadId, (Driver, Weak<()>)>>,
-    pre: ComponentPre<HostState>,
+    pre: InstancePre<HostState>,
+    exports: ExportIndices,
     env: Vec<(String, String)>,
     clock_offset_secs: i64,
     sender: PooledSender,
@@ -195,11 +196,13 @@ impl Runtime {
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        let pre = ComponentPre::new(linker.instantiate_pre(component)?)?;
+        let pre = linker.instantiate_pre(component)?;
+        let exports = ExportIndices::new(&pre)?;
         Ok(Runtime {
             engine,
             drivers: Mutex::default(),
             pre,
+            exports,
             env: Vec::new(),
             clock_offset_secs: 0,
             sender: PooledSender::new(),
@@ -222,7 +225,7 @@ impl Runtime {
 
     /// Names of the component's imports and exports (`wasi:http/outgoing-handler@0.2.12`, ...).
     pub fn interface(&self) -> (Vec<String>, Vec<String>) {
-        let component = self.pre.instance_pre().component();
+        let component = self.pre.component();
         let ty = component.component_type();
         let names = |it: &mut dyn Iterator<Item = &str>| it.map(str::to_owned).collect();
         (
@@ -277,8 +280,9 @@ impl Runtime {
     /// Opens a store: a fresh instance of the component and one `result-store` resource in it.
     pub fn open(&self, config: &s3_result_store::ConfigInput) -> Result<ResultStore, Error> {
         let config = self.fit_to_memory(config)?;
-        let (store, instance, driver) = self.instantiate()?;
-        ResultStore::open(store, instance, driver, &config)
+        let (mut store, instance, driver) = self.instantiate()?;
+        let guest = self.exports.store.load(&mut store, &instance)?;
+        ResultStore::open(store, guest, driver, &config)
     }
 
     /// Opens Celery's result backend over the bucket: a fresh instance and one `task-store`.
@@ -288,9 +292,14 @@ impl Runtime {
         config: &s3_result_store::ConfigInput,
         global_keyprefix: Option<&str>,
     ) -> Result<TaskStore, Error> {
+        let indices = self.exports.tasks.as_ref().ok_or(Error::NotExported {
+            interface: "result-store:s3/tasks@0.1.0",
+            feature: "tasks",
+        })?;
         let config = self.fit_to_memory(config)?;
-        let (store, instance, driver) = self.instantiate()?;
-        TaskStore::open(store, instance, driver, &config, global_keyprefix)
+        let (mut store, instance, driver) = self.instantiate()?;
+        let guest = indices.load(&mut store, &instance)?;
+        TaskStore::open(store, guest, driver, &config, global_keyprefix)
     }
 
     /// Opens a `wasi:keyvalue` bucket at `version`: a fresh instance and one `bucket`.
@@ -301,8 +310,17 @@ impl Runtime {
         version: KvVersion,
         identifier: &str,
     ) -> Result<KeyValueBucket, Error> {
-        let (store, instance, driver) = self.instantiate()?;
-        KeyValueBucket::open(store, instance, driver, version, identifier)
+        let indices = match version {
+            KvVersion::Draft => self.exports.kv_draft.as_ref().map(KvIndices::Draft),
+            KvVersion::Draft2 => self.exports.kv_draft2.as_ref().map(KvIndices::Draft2),
+        };
+        let indices = indices.ok_or(Error::NotExported {
+            interface: version.store_interface(),
+            feature: "keyvalue",
+        })?;
+        let (mut store, instance, driver) = self.instantiate()?;
+        let guests = indices.load(&mut store, &instance)?;
+        KeyValueBucket::open(store, guests, driver, identifier)
     }
 
     /// Under a memory cap (pooling), `max-value-bytes` defaults to what an instance can hold,
@@ -348,7 +366,7 @@ impl Runtime {
         Ok(driver)
     }
 
-    fn instantiate(&self) -> Result<(Store<HostState>, bindings::Component, Driver), Error> {
+    fn instantiate(&self) -> Result<(Store<HostState>, Instance, Driver), Error> {
         let driver = self.driver()?;
         let mut wasi = WasiCtx::builder();
         wasi.envs(&self.env);
@@ -486,4 +504,17 @@ pub fn default_component_path() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     target.join("wasm32-wasip2/release/s3_result_store.wasm")
+}
+
+/// Where `scripts/build-components` puts the store-only build of the component
+/// (`--no-default-features`: `result-store:s3/store` alone), in a target directory of its own,
+/// unless `S3RS_COMPONENT_STORE_ONLY` names another file.
+pub fn store_only_component_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("S3RS_COMPONENT_STORE_ONLY") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("store-only/wasm32-wasip2/release/s3_result_store.wasm")
 }

@@ -3,14 +3,14 @@
 use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 
-use crate::bindings::{self, Component};
+use crate::bindings::{self, store as guest};
 use crate::error::Error;
 use crate::runtime::{Driver, HostState};
 
 /// An open result store, backed by its own component instance.
 pub struct ResultStore {
     store: Store<HostState>,
-    bindings: Component,
+    guest: guest::Guest,
     resource: ResourceAny,
     driver: Driver,
 }
@@ -18,18 +18,17 @@ pub struct ResultStore {
 impl ResultStore {
     pub(crate) fn open(
         mut store: Store<HostState>,
-        bindings: Component,
+        guest: guest::Guest,
         driver: Driver,
         config: &s3_result_store::ConfigInput,
     ) -> Result<ResultStore, Error> {
-        let guest = bindings.result_store_s3_store().result_store();
         let config = bindings::wit_config(config);
         let resource = driver
-            .run(guest.call_open(&mut store, &config))?
+            .run(guest.result_store().call_open(&mut store, &config))?
             .map_err(bindings::core_error)?;
         Ok(ResultStore {
             store,
-            bindings,
+            guest,
             resource,
             driver,
         })
@@ -39,7 +38,7 @@ impl ResultStore {
     /// bytes; bytes must be UTF-8, as Celery requires.
     pub fn get(&mut self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, Error> {
         let key = utf8_key(key.as_ref())?;
-        let guest = self.bindings.result_store_s3_store().result_store();
+        let guest = self.guest.result_store();
         Ok(self
             .driver
             .run(guest.call_get(&mut self.store, self.resource, key))?
@@ -49,7 +48,7 @@ impl ResultStore {
     /// Stores `value` under `key`, replacing what was there.
     pub fn set(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), Error> {
         let key = utf8_key(key.as_ref())?;
-        let guest = self.bindings.result_store_s3_store().result_store();
+        let guest = self.guest.result_store();
         Ok(self
             .driver
             .run(guest.call_set(&mut self.store, self.resource, key, value.as_ref()))?
@@ -65,7 +64,7 @@ impl ResultStore {
     /// Removes `key`; removing a missing key succeeds.
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<(), Error> {
         let key = utf8_key(key.as_ref())?;
-        let guest = self.bindings.result_store_s3_store().result_store();
+        let guest = self.guest.result_store();
         Ok(self
             .driver
             .run(guest.call_delete(&mut self.store, self.resource, key))?
@@ -78,7 +77,7 @@ impl ResultStore {
     /// outer error is a runtime failure; each key has its own result.
     pub fn get_many<K: AsRef<[u8]>>(&mut self, keys: &[K]) -> Result<Vec<ValueResult>, Error> {
         let keys = utf8_keys(keys)?;
-        let guest = self.bindings.result_store_s3_store().result_store();
+        let guest = self.guest.result_store();
         let results =
             self.driver
                 .run(guest.call_get_many(&mut self.store, self.resource, &keys))?;
@@ -97,7 +96,7 @@ impl ResultStore {
             .iter()
             .map(|(k, v)| Ok((utf8_key(k.as_ref())?.to_owned(), v.as_ref().to_vec())))
             .collect::<Result<Vec<_>, Error>>()?;
-        let guest = self.bindings.result_store_s3_store().result_store();
+        let guest = self.guest.result_store();
         let results =
             self.driver
                 .run(guest.call_set_many(&mut self.store, self.resource, &entries))?;
@@ -113,7 +112,7 @@ impl ResultStore {
         keys: &[K],
     ) -> Result<Vec<Result<(), Error>>, Error> {
         let keys = utf8_keys(keys)?;
-        let guest = self.bindings.result_store_s3_store().result_store();
+        let guest = self.guest.result_store();
         let results =
             self.driver
                 .run(guest.call_delete_many(&mut self.store, self.resource, &keys))?;

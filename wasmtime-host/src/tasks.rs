@@ -5,14 +5,14 @@ use serde_json::Value;
 use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 
-use crate::bindings::{self, Component, tasks as wit};
+use crate::bindings::{self, tasks as wit};
 use crate::error::Error;
 use crate::runtime::{Driver, HostState};
 
 /// Celery's result backend over one bucket, backed by its own component instance.
 pub struct TaskStore {
     store: Store<HostState>,
-    bindings: Component,
+    guest: wit::Guest,
     resource: ResourceAny,
     driver: Driver,
 }
@@ -20,19 +20,22 @@ pub struct TaskStore {
 impl TaskStore {
     pub(crate) fn open(
         mut store: Store<HostState>,
-        bindings: Component,
+        guest: wit::Guest,
         driver: Driver,
         config: &s3_result_store::ConfigInput,
         global_keyprefix: Option<&str>,
     ) -> Result<TaskStore, Error> {
-        let guest = bindings.result_store_s3_tasks().task_store();
         let config = bindings::wit_config(config);
         let resource = driver
-            .run(guest.call_open(&mut store, &config, global_keyprefix))?
+            .run(
+                guest
+                    .task_store()
+                    .call_open(&mut store, &config, global_keyprefix),
+            )?
             .map_err(bindings::core_error)?;
         Ok(TaskStore {
             store,
-            bindings,
+            guest,
             resource,
             driver,
         })
@@ -40,7 +43,7 @@ impl TaskStore {
 
     /// Stores `meta` as Celery does; returns what is stored now (a stored SUCCESS stays).
     pub fn store_result(&mut self, meta: &TaskMeta) -> Result<TaskMeta, Error> {
-        let guest = self.bindings.result_store_s3_tasks().task_store();
+        let guest = self.guest.task_store();
         let stored = self
             .driver
             .run(guest.call_store_result(&mut self.store, self.resource, &wit_meta(meta)))?
@@ -50,7 +53,7 @@ impl TaskStore {
 
     /// The task's meta; PENDING when nothing is stored.
     pub fn get_meta(&mut self, task_id: &str) -> Result<TaskMeta, Error> {
-        let guest = self.bindings.result_store_s3_tasks().task_store();
+        let guest = self.guest.task_store();
         let meta = self
             .driver
             .run(guest.call_get_meta(&mut self.store, self.resource, task_id))?
@@ -61,7 +64,7 @@ impl TaskStore {
     /// The task's meta as Celery's JSON document: the stored bytes, or Celery's PENDING
     /// document when nothing is stored.
     pub fn get_document(&mut self, task_id: &str) -> Result<String, Error> {
-        let guest = self.bindings.result_store_s3_tasks().task_store();
+        let guest = self.guest.task_store();
         Ok(self
             .driver
             .run(guest.call_get_document(&mut self.store, self.resource, task_id))?
@@ -71,7 +74,7 @@ impl TaskStore {
     /// Many metas in one call, read concurrently by the component.
     pub fn get_many(&mut self, task_ids: &[&str]) -> Result<Vec<Result<TaskMeta, Error>>, Error> {
         let ids: Vec<String> = task_ids.iter().map(|s| (*s).to_owned()).collect();
-        let guest = self.bindings.result_store_s3_tasks().task_store();
+        let guest = self.guest.task_store();
         let metas = self
             .driver
             .run(guest.call_get_many(&mut self.store, self.resource, &ids))?;
@@ -86,7 +89,7 @@ impl TaskStore {
     }
 
     pub fn forget(&mut self, task_id: &str) -> Result<(), Error> {
-        let guest = self.bindings.result_store_s3_tasks().task_store();
+        let guest = self.guest.task_store();
         Ok(self
             .driver
             .run(guest.call_forget(&mut self.store, self.resource, task_id))?
@@ -95,7 +98,7 @@ impl TaskStore {
 
     pub fn save_group(&mut self, group_id: &str, task_ids: &[&str]) -> Result<(), Error> {
         let ids: Vec<String> = task_ids.iter().map(|s| (*s).to_owned()).collect();
-        let guest = self.bindings.result_store_s3_tasks().task_store();
+        let guest = self.guest.task_store();
         Ok(self
             .driver
             .run(guest.call_save_group(&mut self.store, self.resource, group_id, &ids))?
@@ -103,7 +106,7 @@ impl TaskStore {
     }
 
     pub fn restore_group(&mut self, group_id: &str) -> Result<Option<Vec<String>>, Error> {
-        let guest = self.bindings.result_store_s3_tasks().task_store();
+        let guest = self.guest.task_store();
         Ok(self
             .driver
             .run(guest.call_restore_group(&mut self.store, self.resource, group_id))?
@@ -111,7 +114,7 @@ impl TaskStore {
     }
 
     pub fn forget_group(&mut self, group_id: &str) -> Result<(), Error> {
-        let guest = self.bindings.result_store_s3_tasks().task_store();
+        let guest = self.guest.task_store();
         Ok(self
             .driver
             .run(guest.call_forget_group(&mut self.store, self.resource, group_id))?
@@ -122,7 +125,7 @@ impl TaskStore {
 impl TaskStore {
     /// Deletes task and group results older than `older_than`; returns how many.
     pub fn cleanup(&mut self, older_than: std::time::Duration) -> Result<u64, Error> {
-        let guest = self.bindings.result_store_s3_tasks().task_store();
+        let guest = self.guest.task_store();
         Ok(self
             .driver
             .run(guest.call_cleanup(&mut self.store, self.resource, older_than.as_secs()))?

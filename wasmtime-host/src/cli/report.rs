@@ -28,7 +28,7 @@ pub fn fail(error: &Error, json: bool) -> ExitCode {
         }
     }
     ExitCode::from(match error {
-        Error::Runtime(_) => RUNTIME_FAILED,
+        Error::Runtime(_) | Error::NotExported { .. } => RUNTIME_FAILED,
         Error::Store(_) | Error::KeyValue(_) => STORE_FAILED,
     })
 }
@@ -50,6 +50,7 @@ pub fn usage(message: &str, json: bool) -> ExitCode {
 pub fn kind(error: &Error) -> &'static str {
     match error {
         Error::Runtime(_) => "runtime",
+        Error::NotExported { .. } => "not-exported",
         Error::KeyValue(KvError::NoSuchStore) => "no-such-store",
         Error::KeyValue(KvError::AccessDenied) => "access-denied",
         Error::KeyValue(KvError::Other(_)) => "other",
@@ -75,6 +76,12 @@ pub fn hint(error: &Error) -> Option<String> {
     let store = match error {
         Error::Store(e) => e,
         Error::KeyValue(_) => return None,
+        Error::NotExported { feature, .. } => {
+            return Some(format!(
+                "use the default build of the component (`cargo build --release --target \
+                 wasm32-wasip2 -p s3-result-store`), or one with `--features {feature}`"
+            ));
+        }
         Error::Runtime(e) => {
             let message = format!("{e:#}");
             return (message.contains("component") && message.contains("No such file")).then(
