@@ -276,3 +276,20 @@ fn a_ca_bundle_that_cannot_be_used_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("/nonexistent/file.pem"));
 }
+
+#[test]
+fn the_store_only_build_does_the_store_and_names_the_feature_tasks_need() {
+    let cli = Cli::new();
+    let component = s3_result_store_host::store_only_component_path();
+    let component = component.to_str().unwrap();
+    let out = cli.run(&["--component", component, "set", "k", "v"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = cli.run(&["--component", component, "task", "get", "t1"], None);
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("does not export result-store:s3/tasks@0.1.0")
+            && stderr.contains("--features tasks"),
+        "{stderr}"
+    );
+}
