@@ -6,8 +6,20 @@ use md5::{Digest, Md5};
 
 use crate::error::Error;
 
-/// `Content-MD5` on a PUT makes the server refuse (400 BadDigest) a body damaged in transit,
-/// rather than store it. Every S3 implementation checks it.
+/// Makes the server refuse a PUT body damaged in transit rather than store it. Over plain
+/// HTTP the signature already covers the body (`x-amz-content-sha256` is its SHA-256, which
+/// the server checks), so nothing is added: a Content-MD5 as well would hash every value twice
+/// in wasm, where neither digest has the CPU's instructions. Over TLS the body goes as
+/// `UNSIGNED-PAYLOAD` with a (signed) `Content-MD5` instead (see `sign::payload_hash`): one
+/// digest either way, and the cheaper one where the channel is protected anyway.
+pub fn protect_put_body(request: &mut Request<Vec<u8>>) {
+    if request.uri().scheme_str() == Some("https") {
+        add_content_md5(request);
+    }
+}
+
+/// `Content-MD5` makes the server refuse (400 BadDigest) a body damaged in transit, rather
+/// than act on it. Every S3 implementation checks it; DeleteObjects requires it.
 pub fn add_content_md5(request: &mut Request<Vec<u8>>) {
     let digest = aws_smithy_types::base64::encode(Md5::digest(request.body()));
     if let Ok(value) = HeaderValue::from_str(&digest) {
@@ -75,6 +87,20 @@ mod tests {
         let mut r = Request::put("http://h/b/k").body(Vec::new()).unwrap();
         add_content_md5(&mut r);
         assert_eq!(r.headers()["content-md5"], "1B2M2Y8AsgTpgAmY7PhCfg==");
+    }
+
+    #[test]
+    fn a_put_body_gets_a_content_md5_over_tls_only() {
+        let mut r = Request::put("https://h/b/k")
+            .body(b"hello".to_vec())
+            .unwrap();
+        protect_put_body(&mut r);
+        assert_eq!(r.headers()["content-md5"], "XUFAKrxLKna5cZ2REBfFkg==");
+        let mut r = Request::put("http://h/b/k")
+            .body(b"hello".to_vec())
+            .unwrap();
+        protect_put_body(&mut r);
+        assert!(!r.headers().contains_key("content-md5"));
     }
 
     #[test]

@@ -28,6 +28,13 @@ pub fn is_retryable(error: &Error) -> bool {
                         | "Throttling"
                         | "ThrottlingException"
                         | "RequestLimitExceeded"
+                        // The body arrived damaged (its Content-MD5 or signed SHA-256 does
+                        // not match; Garage says InvalidDigest): nothing was stored, and the
+                        // next send may well arrive intact. The store computes its digests
+                        // itself, so a digest it sent was never malformed.
+                        | "BadDigest"
+                        | "InvalidDigest"
+                        | "XAmzContentSHA256Mismatch"
                 )
         }
         _ => false,
@@ -139,6 +146,9 @@ mod tests {
             s3(504, ""),
             s3(400, "RequestTimeout"),
             s3(429, ""),
+            s3(400, "BadDigest"),
+            s3(400, "XAmzContentSHA256Mismatch"),
+            s3(400, "InvalidDigest"),
             Error::Transport("reset".into()),
             Error::Timeout("first byte".into()),
         ] {

@@ -190,7 +190,7 @@ impl<T: Transport, S: System> Store<T, S> {
         let key = ObjectKey::new(&self.config.base_path, key)?;
         let mut request = request::build(&self.config, operation, &key, body)?;
         if operation == Operation::Put {
-            integrity::add_content_md5(&mut request);
+            integrity::protect_put_body(&mut request);
         }
         Ok(request)
     }

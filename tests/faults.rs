@@ -193,6 +193,43 @@ fn a_corrupted_or_truncated_body_is_never_returned_as_a_value() {
 }
 
 #[test]
+fn a_value_damaged_on_the_way_to_the_server_is_refused_and_sent_again() {
+    let s = server();
+    if !s.verifies_signatures {
+        // Over plain HTTP the body's signed SHA-256 is what protects it (src/integrity.rs).
+        s.unsupported(
+            "a_value_damaged_on_the_way_to_the_server_is_refused_and_sent_again",
+            "the server checks no signature, so not the payload hash either",
+        );
+        return;
+    }
+    let proxy = FaultProxy::start(upstream());
+    let config = config_through(&proxy, "request-integrity");
+    let mut store = runtime().open(&config).unwrap();
+    let value: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    for i in 0..5 {
+        proxy.push(Fault::CorruptRequestBody);
+        store.set(format!("k{i}"), &value).unwrap();
+    }
+    let stats = proxy.stats();
+    assert_eq!(stats.count("CorruptRequestBody"), 5, "{stats:?}");
+    // Each damaged send was refused and sent once more.
+    assert_eq!(stats.requests, 10, "{stats:?}");
+    let mut direct = runtime()
+        .open(&ConfigInput {
+            endpoint_url: Some(s.endpoint.clone()),
+            ..config
+        })
+        .unwrap();
+    for i in 0..5 {
+        assert_eq!(
+            direct.get(format!("k{i}")).unwrap().as_deref(),
+            Some(&value[..])
+        );
+    }
+}
+
+#[test]
 fn values_over_the_limit_are_refused_both_ways() {
     let s = server();
     let prefix = unique_prefix("limit");

@@ -61,6 +61,9 @@ pub enum Fault {
     TruncateBody,
     /// Forward; flip one bit in the middle of a non-empty body (same length).
     CorruptBody,
+    /// Flip one bit in the middle of a non-empty request body (same length), then forward:
+    /// the damage a request can take on the way to the server.
+    CorruptRequestBody,
     /// 502 with a short HTML page, as a load balancer would send; upstream is not contacted.
     HtmlError,
     /// 500 with a 2 MiB body of non-XML garbage; upstream is not contacted.
@@ -81,6 +84,7 @@ impl Fault {
             Fault::Delay(_) => "Delay",
             Fault::TruncateBody => "TruncateBody",
             Fault::CorruptBody => "CorruptBody",
+            Fault::CorruptRequestBody => "CorruptRequestBody",
             Fault::HtmlError => "HtmlError",
             Fault::OversizedError => "OversizedError",
             Fault::NotHttp => "NotHttp",
@@ -340,6 +344,11 @@ async fn serve(
         return send_and_close(client, &answer).await;
     }
 
+    let mut body = body;
+    if fault == Some(Fault::CorruptRequestBody) && !body.is_empty() {
+        let middle = body.len() / 2;
+        body[middle] ^= 0x01;
+    }
     let mut message = connection_close(&buf[..head_end]);
     message.extend_from_slice(&body);
     let response = match forward(upstream, &message).await {
