@@ -31,16 +31,19 @@ impl Operation {
 /// so the key can only ever land in the path.
 pub fn object_uri(config: &Config, key: &ObjectKey) -> Result<Uri, Error> {
     let endpoint = &config.endpoint;
-    let (authority, path) = match config.addressing_style {
-        AddressingStyle::VirtualHosted => (
-            endpoint.authority(Some(&config.bucket)),
-            format!("/{}", key.encoded()),
-        ),
-        AddressingStyle::Path | AddressingStyle::Auto => (
-            endpoint.authority(None),
-            format!("/{}/{}", config.bucket, key.encoded()),
-        ),
+    // Concatenated rather than `format!`ed: this runs for every request.
+    let encoded = key.encoded();
+    let mut path = String::with_capacity(config.bucket.len() + encoded.len() + 2);
+    let authority = match config.addressing_style {
+        AddressingStyle::VirtualHosted => endpoint.authority(Some(&config.bucket)),
+        AddressingStyle::Path | AddressingStyle::Auto => {
+            path.push('/');
+            path.push_str(&config.bucket);
+            endpoint.authority(None)
+        }
     };
+    path.push('/');
+    path.push_str(&encoded);
     Uri::builder()
         .scheme(endpoint.scheme())
         .authority(authority)

@@ -370,3 +370,23 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn numbers_are_padded_as_format_pads_them() {
+    for (n, width) in [
+        (0, 4),
+        (7, 2),
+        (59, 2),
+        (2026, 4),
+        (12_345, 4),
+        (u64::MAX, 4),
+        (3, 0),
+    ] {
+        let mut out = String::new();
+        push_padded(&mut out, n, width);
+        assert_eq!(out, format!("{n:0width$}"));
+    }
+    let mut hex = String::new();
+    push_hex(&mut hex, &[0x00, 0x0f, 0xa5, 0xff]);
+    assert_eq!(hex, "000fa5ff");
+}
