@@ -172,6 +172,40 @@ fn exercise(store: &mut s3_result_store_host::ResultStore, ops: usize, tag: &str
 }
 
 #[test]
+fn a_value_read_to_its_declared_length_leaves_the_connection_reusable() {
+    let Some(upstream) = upstream("a_value_read_to_its_declared_length") else {
+        return;
+    };
+    let forwarder = CountingForwarder::start(upstream);
+    let runtime = pooled();
+    let config = ConfigInput {
+        endpoint_url: Some(forwarder.endpoint()),
+        ..server().config(&unique_prefix("declared-length"))
+    };
+    let mut store = runtime.open(&config).unwrap();
+    // The component stops reading once Content-Length bytes are in, without waiting for the
+    // end of the stream: the host must still have read the body to its end, so that the
+    // connection goes back to the pool. Values of one byte to several read chunks.
+    for (i, len) in [1, 1024, 65_536, 3 << 20].into_iter().enumerate() {
+        let value: Vec<u8> = (0..len).map(|b| (b % 253) as u8).collect();
+        store.set(format!("k{i}"), &value).unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                store.get(format!("k{i}")).unwrap().as_deref(),
+                Some(&value[..])
+            );
+        }
+    }
+    let (connections, requests) = (forwarder.connections(), forwarder.requests());
+    report(&format!(
+        "pool on: values up to 3 MiB read to their length: {requests} requests over \
+         {connections} TCP connection(s)"
+    ));
+    assert_eq!(requests, 16);
+    assert_eq!(connections, 1);
+}
+
+#[test]
 fn pooled_connections_are_reused_across_operations_and_stores() {
     let Some(upstream) = upstream("pooled_connections_are_reused") else {
         return;

@@ -242,8 +242,7 @@ fn wait(future: &FutureIncomingResponse, max_body: u64, head: bool) -> Result<Re
     let body = response
         .consume()
         .map_err(|()| Error::Transport("the response body was already taken".into()))?;
-    let capacity = usize::try_from(declared.unwrap_or(0)).unwrap_or(0);
-    let bytes = read_body(&body, capacity, max_body)?;
+    let bytes = read_body(&body, declared, max_body)?;
     // Dropped rather than finished: S3 sends no trailers, and `finish` would cost two host
     // calls (it and the future-trailers it returns).
     drop(body);
@@ -260,14 +259,19 @@ fn too_large(bytes: u64, max_body: u64) -> Error {
     ))
 }
 
-fn read_body(body: &IncomingBody, capacity: usize, max_body: u64) -> Result<Vec<u8>, Error> {
+fn read_body(body: &IncomingBody, declared: Option<u64>, max_body: u64) -> Result<Vec<u8>, Error> {
     let stream = body
         .stream()
         .map_err(|()| Error::Transport("the response body stream was already taken".into()))?;
     // Content-Length sizes the allocation (already bounded by max_body); the length actually
     // received is checked against it later.
-    let mut bytes = Vec::with_capacity(capacity);
+    let mut bytes = Vec::with_capacity(usize::try_from(declared.unwrap_or(0)).unwrap_or(0));
     let result = loop {
+        // All that was declared is in: the host has read the body to its end, so asking for
+        // the end of the stream as well would only cost another read and wait.
+        if declared.is_some_and(|declared| declared > 0 && bytes.len() as u64 == declared) {
+            break Ok(bytes);
+        }
         match stream.blocking_read(READ_CHUNK) {
             Ok(chunk) if (bytes.len() + chunk.len()) as u64 > max_body => {
                 break Err(too_large((bytes.len() + chunk.len()) as u64, max_body));
