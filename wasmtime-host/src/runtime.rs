@@ -497,24 +497,30 @@ impl wasmtime_wasi::HostWallClock for OffsetClock {
 /// Where `cargo build --release --target wasm32-wasip2` puts the component in this workspace,
 /// unless `S3RS_COMPONENT` names another file.
 pub fn default_component_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("S3RS_COMPONENT") {
-        return PathBuf::from(path);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("wasm32-wasip2/release/s3_result_store.wasm")
+    workspace_artifact(
+        "S3RS_COMPONENT",
+        "wasm32-wasip2/release/s3_result_store.wasm",
+    )
 }
 
 /// Where `scripts/build-components` puts the store-only build of the component
 /// (`--no-default-features`: `result-store:s3/store` alone), in a target directory of its own,
 /// unless `S3RS_COMPONENT_STORE_ONLY` names another file.
 pub fn store_only_component_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("S3RS_COMPONENT_STORE_ONLY") {
-        return PathBuf::from(path);
+    workspace_artifact(
+        "S3RS_COMPONENT_STORE_ONLY",
+        "store-only/wasm32-wasip2/release/s3_result_store.wasm",
+    )
+}
+
+/// The file `variable` names, else `path` under this workspace's target directory
+/// (`CARGO_TARGET_DIR` when set).
+pub(crate) fn workspace_artifact(variable: &str, path: &str) -> PathBuf {
+    if let Some(file) = std::env::var_os(variable) {
+        return PathBuf::from(file);
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("store-only/wasm32-wasip2/release/s3_result_store.wasm")
+    target.join(path)
 }

@@ -338,11 +338,8 @@ impl Drop for Serving {
 /// Where `scripts/compose` puts the example app composed with the store, unless
 /// `S3RS_TASK_STATUS_COMPONENT` names another file.
 pub fn default_task_status_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("S3RS_TASK_STATUS_COMPONENT") {
-        return PathBuf::from(path);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("wasm32-wasip2/release/task-status.composed.wasm")
+    crate::runtime::workspace_artifact(
+        "S3RS_TASK_STATUS_COMPONENT",
+        "wasm32-wasip2/release/task-status.composed.wasm",
+    )
 }
