@@ -40,10 +40,27 @@ impl ExportIndices {
     pub fn new<T>(pre: &InstancePre<T>) -> Result<ExportIndices> {
         Ok(ExportIndices {
             store: store::GuestIndices::new(pre)?,
-            tasks: tasks::GuestIndices::new(pre).ok(),
-            kv_draft: KvDraftIndices::new(pre).ok(),
-            kv_draft2: KvDraft2Indices::new(pre).ok(),
+            tasks: optional(pre, "result-store:s3/tasks@0.1.0", tasks::GuestIndices::new)?,
+            kv_draft: optional(pre, "wasi:keyvalue/store@0.2.0-draft", KvDraftIndices::new)?,
+            kv_draft2: optional(
+                pre,
+                "wasi:keyvalue/store@0.2.0-draft2",
+                KvDraft2Indices::new,
+            )?,
         })
+    }
+}
+
+/// `None` when the component does not export `interface` (built without its feature); an
+/// error when it does but not as this host's WIT has it, which no feature explains.
+fn optional<T, I>(
+    pre: &InstancePre<T>,
+    interface: &str,
+    indices: impl FnOnce(&InstancePre<T>) -> Result<I>,
+) -> Result<Option<I>> {
+    match pre.component().get_export_index(None, interface) {
+        None => Ok(None),
+        Some(_) => indices(pre).map(Some),
     }
 }
 
