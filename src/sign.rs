@@ -210,15 +210,23 @@ fn push_padded(out: &mut String, mut n: u64, width: usize) {
         }
     }
     let start = start.min(digits.len().saturating_sub(width));
-    out.extend(digits[start..].iter().map(|&d| char::from(d)));
+    // ASCII digits: always UTF-8.
+    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
 }
 
-/// Lower-case hex, as SigV4 writes digests.
+/// Lower-case hex, as SigV4 writes digests. Written as bytes and added as one string: `push`
+/// of one `char` at a time costs several times as much in wasm.
 fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    let mut buf = [0u8; 64];
+    for chunk in bytes.chunks(buf.len() / 2) {
+        let hex = &mut buf[..chunk.len() * 2];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(chunk) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        // ASCII digits: always UTF-8.
+        out.push_str(std::str::from_utf8(hex).unwrap_or_default());
     }
 }
 
@@ -294,8 +302,14 @@ fn host(uri: &Uri) -> Result<String, Error> {
 /// Appends `value` without leading and trailing spaces and with runs of spaces made one
 /// (spaces only: S3 keeps tabs and other whitespace).
 fn push_trimmed(out: &mut String, value: &str) {
+    let value = value.trim_matches(' ');
+    // The usual case, taken whole rather than a `char` at a time.
+    if !value.contains("  ") {
+        out.push_str(value);
+        return;
+    }
     let mut previous_space = false;
-    for c in value.trim_matches(' ').chars() {
+    for c in value.chars() {
         if c == ' ' && previous_space {
             continue;
         }

@@ -389,4 +389,9 @@ fn numbers_are_padded_as_format_pads_them() {
     let mut hex = String::new();
     push_hex(&mut hex, &[0x00, 0x0f, 0xa5, 0xff]);
     assert_eq!(hex, "000fa5ff");
+    // Longer than one buffer.
+    let bytes: Vec<u8> = (0..=255).collect();
+    let mut hex = String::new();
+    push_hex(&mut hex, &bytes);
+    assert_eq!(hex, hex::encode(&bytes));
 }
