@@ -5,6 +5,8 @@ use s3_result_store::{AddressingStyle, ConfigInput, Error, S3ErrorInfo};
 use wasmtime::component::{Instance, InstancePre};
 use wasmtime::{AsContextMut, Result};
 
+use crate::keyvalue::KvVersion;
+
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "component",
@@ -26,6 +28,9 @@ pub use exports::result_store::s3::{store, tasks};
 pub use exports::wasi::keyvalue0_2_0_draft as kv_draft;
 pub use exports::wasi::keyvalue0_2_0_draft2 as kv_draft2;
 
+/// The name of the tasks interface, as the component exports it.
+pub(crate) const TASKS_INTERFACE: &str = "result-store:s3/tasks@0.1.0";
+
 /// Where the exports the host calls are, found once per runtime. The world's `ComponentPre`
 /// would demand all of them; a component built without some features (wit/world.wit) has
 /// only the store, so the others are looked up one interface at a time and may be `None`.
@@ -40,11 +45,11 @@ impl ExportIndices {
     pub fn new<T>(pre: &InstancePre<T>) -> Result<ExportIndices> {
         Ok(ExportIndices {
             store: store::GuestIndices::new(pre)?,
-            tasks: optional(pre, "result-store:s3/tasks@0.1.0", tasks::GuestIndices::new)?,
-            kv_draft: optional(pre, "wasi:keyvalue/store@0.2.0-draft", KvDraftIndices::new)?,
+            tasks: optional(pre, TASKS_INTERFACE, tasks::GuestIndices::new)?,
+            kv_draft: optional(pre, KvVersion::Draft.store_interface(), KvDraftIndices::new)?,
             kv_draft2: optional(
                 pre,
-                "wasi:keyvalue/store@0.2.0-draft2",
+                KvVersion::Draft2.store_interface(),
                 KvDraft2Indices::new,
             )?,
         })

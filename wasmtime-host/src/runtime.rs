@@ -15,7 +15,7 @@ use wasmtime::{Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::ExportIndices;
+use crate::bindings::{ExportIndices, TASKS_INTERFACE};
 use crate::engine::{self, RuntimeOptions};
 use crate::error::Error;
 use crate::keyvalue::{KeyValueBucket, KvIndices, KvVersion};
@@ -293,7 +293,7 @@ impl Runtime {
         global_keyprefix: Option<&str>,
     ) -> Result<TaskStore, Error> {
         let indices = self.exports.tasks.as_ref().ok_or(Error::NotExported {
-            interface: "result-store:s3/tasks@0.1.0",
+            interface: TASKS_INTERFACE,
             feature: "tasks",
         })?;
         let config = self.fit_to_memory(config)?;
