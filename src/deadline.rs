@@ -99,12 +99,12 @@ impl RequestClock {
             Phase::ReadingBody => format!("reading the response body ({bytes} bytes received)"),
         };
         if deadline.operation {
-            let timeout = l.operation.map_or(0, |op| op.timeout.as_millis());
+            let timeout = l.operation.map_or(0, |op| millis(op.timeout));
             return Error::Timeout(format!(
                 "the operation took longer than operation-timeout-ms ({timeout}) while {doing}"
             ));
         }
-        let ms = |d: Duration| d.as_millis();
+        let ms = millis;
         Error::Timeout(match deadline.phase {
             Phase::SendingBody => format!(
                 "{doing}: no progress for between-bytes-timeout-ms ({})",
@@ -154,6 +154,14 @@ impl RequestClock {
         };
         Error::Transport(format!("{doing} failed after {bytes} bytes: {message}"))
     }
+}
+
+/// `d` in whole milliseconds, for messages: a `u64` prints with less code than the `u128` of
+/// `Duration::as_millis` (the timeouts come from `u32` milliseconds).
+pub fn millis(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_millis()))
 }
 
 #[cfg(test)]

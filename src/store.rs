@@ -265,26 +265,32 @@ impl<T: Transport, S: System> Store<T, S> {
                     Err(e) => e,
                 },
             };
-            if !retry::is_retryable(&error) {
-                return Err(retry::exhausted(error, attempts, ""));
-            }
-            if attempts >= self.config.retry.max_attempts {
-                return Err(retry::exhausted(error, attempts, ""));
-            }
-            let wait = retry::backoff(attempts - 1, self.system.random());
-            let elapsed = self.system.monotonic().saturating_sub(started);
-            if elapsed + wait >= self.config.retry.operation_timeout {
-                return Err(retry::exhausted(
-                    error,
-                    attempts,
-                    "operation timeout reached",
-                ));
-            }
-            if !self.budget.withdraw(&error) {
-                return Err(retry::exhausted(error, attempts, "retry budget spent"));
-            }
-            self.system.sleep(wait);
+            self.before_retry(error, attempts, started)?;
         }
+    }
+
+    /// After attempt number `attempts` of an operation that began at `started` failed with
+    /// `error`: waits out the back-off and returns, or returns the error to report. Shared by
+    /// every caller of [`Store::run`] rather than part of each of its copies.
+    #[inline(never)]
+    fn before_retry(&self, error: Error, attempts: u32, started: Duration) -> Result<(), Error> {
+        if !retry::is_retryable(&error) || attempts >= self.config.retry.max_attempts {
+            return Err(retry::exhausted(error, attempts, ""));
+        }
+        let wait = retry::backoff(attempts - 1, self.system.random());
+        let elapsed = self.system.monotonic().saturating_sub(started);
+        if elapsed + wait >= self.config.retry.operation_timeout {
+            return Err(retry::exhausted(
+                error,
+                attempts,
+                "operation timeout reached",
+            ));
+        }
+        if !self.budget.withdraw(&error) {
+            return Err(retry::exhausted(error, attempts, "retry budget spent"));
+        }
+        self.system.sleep(wait);
+        Ok(())
     }
 
     /// Wall-clock time as the store's system tells it (for Celery's `date_done`).

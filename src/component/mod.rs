@@ -150,6 +150,8 @@ pub(crate) fn config_input(c: wit::Config) -> ConfigInput {
     }
 }
 
+/// One copy for every export rather than one inlined into each: errors are the rare path.
+#[inline(never)]
 pub(crate) fn wit_error(e: Error) -> wit::Error {
     let info = |i: S3ErrorInfo| wit::S3Error {
         status: i.status,

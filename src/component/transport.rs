@@ -443,7 +443,7 @@ fn nanos(d: Duration) -> u64 {
 }
 
 fn http_error(code: &ErrorCode, limits: &TransportLimits) -> Error {
-    let ms = |d: Duration| d.as_millis();
+    let ms = crate::deadline::millis;
     match code {
         ErrorCode::ConnectionTimeout => Error::Timeout(format!(
             "connecting to the server: not within connect-timeout-ms ({})",
