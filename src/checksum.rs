@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 
 use crc::{Algorithm as Catalog, CRC_32_ISCSI, CRC_32_ISO_HDLC, CRC_64_NVME, Crc, Table};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 /// The checksum the store sends with each value it writes.
 pub const PUT_ALGORITHM: Algorithm = Algorithm::Crc32c;
@@ -41,11 +41,15 @@ impl Algorithm {
     const ALL: [Algorithm; 3] = [Algorithm::Crc64Nvme, Algorithm::Crc32c, Algorithm::Crc32];
 
     /// The header that carries it, on a PUT and on a GET's answer.
-    pub fn header(self) -> &'static str {
+    pub fn header(self) -> HeaderName {
+        // Constants, so that no name is parsed and checked at run time.
+        const CRC32: HeaderName = HeaderName::from_static("x-amz-checksum-crc32");
+        const CRC32C: HeaderName = HeaderName::from_static("x-amz-checksum-crc32c");
+        const CRC64NVME: HeaderName = HeaderName::from_static("x-amz-checksum-crc64nvme");
         match self {
-            Algorithm::Crc32 => "x-amz-checksum-crc32",
-            Algorithm::Crc32c => "x-amz-checksum-crc32c",
-            Algorithm::Crc64Nvme => "x-amz-checksum-crc64nvme",
+            Algorithm::Crc32 => CRC32,
+            Algorithm::Crc32c => CRC32C,
+            Algorithm::Crc64Nvme => CRC64NVME,
         }
     }
 
@@ -86,8 +90,9 @@ impl Algorithm {
 /// upload's checksum of its parts' checksums, `...-N`), which says nothing a single pass can
 /// check. Compared in its base64 form, which S3 writes canonically (padded, no line breaks).
 pub fn stored(headers: &HeaderMap) -> Option<(Algorithm, &str)> {
+    const CHECKSUM_TYPE: HeaderName = HeaderName::from_static("x-amz-checksum-type");
     let composite = headers
-        .get("x-amz-checksum-type")
+        .get(CHECKSUM_TYPE)
         .is_some_and(|t| t.as_bytes().eq_ignore_ascii_case(b"COMPOSITE"));
     if composite {
         return None;

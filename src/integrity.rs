@@ -3,12 +3,20 @@
 
 use std::cell::Cell;
 
-use http::{HeaderMap, HeaderValue, Request};
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use md5::{Digest, Md5};
 
 use crate::checksum::{self, PUT_ALGORITHM};
 use crate::error::Error;
 use crate::response::Response;
+
+// Header names as constants: a `&str` name is parsed and checked on every use.
+pub(crate) const CONTENT_MD5: HeaderName = HeaderName::from_static("content-md5");
+const X_AMZ_SDK_CHECKSUM_ALGORITHM: HeaderName =
+    HeaderName::from_static("x-amz-sdk-checksum-algorithm");
+const SERVER_SIDE_ENCRYPTION: HeaderName = HeaderName::from_static("x-amz-server-side-encryption");
+const SERVER_SIDE_ENCRYPTION_CUSTOMER_ALGORITHM: HeaderName =
+    HeaderName::from_static("x-amz-server-side-encryption-customer-algorithm");
 
 /// What a server has shown of flexible checksums, learned from its answers to the store's
 /// own PUTs: whether it takes a `x-amz-checksum-*` header (checks it, stores it, and says so
@@ -40,10 +48,10 @@ impl ChecksumKnowledge {
             return;
         }
         let header = PUT_ALGORITHM.header();
-        let Some(sent) = request.headers().get(header) else {
+        let Some(sent) = request.headers().get(&header) else {
             return;
         };
-        let answered = response.headers.get(header);
+        let answered = response.headers.get(&header);
         self.0.set(if answered == Some(sent) {
             ChecksumSupport::Taken
         } else {
@@ -70,7 +78,7 @@ pub fn protect_put_body(request: &mut Request<Vec<u8>>, support: ChecksumSupport
         headers.insert(PUT_ALGORITHM.header(), value);
         // S3 needs only the checksum; some servers (moto) look here for which one it is.
         headers.insert(
-            "x-amz-sdk-checksum-algorithm",
+            X_AMZ_SDK_CHECKSUM_ALGORITHM,
             HeaderValue::from_static(PUT_ALGORITHM.name()),
         );
     }
@@ -98,7 +106,7 @@ pub fn check_body(headers: &HeaderMap, body: &[u8]) -> Result<(), Error> {
 pub fn add_content_md5(request: &mut Request<Vec<u8>>) {
     let digest = aws_smithy_types::base64::encode(Md5::digest(request.body()));
     if let Ok(value) = HeaderValue::from_str(&digest) {
-        request.headers_mut().insert("content-md5", value);
+        request.headers_mut().insert(CONTENT_MD5, value);
     }
 }
 
@@ -115,9 +123,9 @@ pub fn check_etag(headers: &HeaderMap, body: &[u8]) -> Result<(), Error> {
     let etag = etag.trim().trim_start_matches("W/").trim_matches('"');
     let is_md5 = etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit());
     let encrypted = headers
-        .get("x-amz-server-side-encryption")
+        .get(SERVER_SIDE_ENCRYPTION)
         .is_some_and(|v| v.as_bytes().starts_with(b"aws:kms"))
-        || headers.contains_key("x-amz-server-side-encryption-customer-algorithm");
+        || headers.contains_key(SERVER_SIDE_ENCRYPTION_CUSTOMER_ALGORITHM);
     if !is_md5 || encrypted {
         return Ok(());
     }

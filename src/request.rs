@@ -1,6 +1,6 @@
 //! S3 operations on one object, as unsigned `http::Request`s.
 
-use http::{Method, Request, Uri, header};
+use http::{HeaderName, HeaderValue, Method, Request, Uri, header};
 
 use crate::config::{AddressingStyle, Config};
 use crate::error::Error;
@@ -64,7 +64,8 @@ pub fn build(
     if operation == Operation::Get {
         // Asks for the object's stored checksum, which makes checking the body a CRC rather
         // than an MD5 (`integrity::check_body`); servers that keep none ignore it.
-        builder = builder.header("x-amz-checksum-mode", "ENABLED");
+        const CHECKSUM_MODE: HeaderName = HeaderName::from_static("x-amz-checksum-mode");
+        builder = builder.header(CHECKSUM_MODE, HeaderValue::from_static("ENABLED"));
     }
     if !matches!(operation, Operation::Get | Operation::Head) {
         // Explicit because WASI HTTP checks the bytes written against it, and because some

@@ -1,6 +1,6 @@
 //! S3 responses: status, headers and body to a value or a typed error.
 
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, HeaderName, StatusCode, header};
 use quick_xml::events::Event;
 
 use crate::error::{Error, S3ErrorInfo};
@@ -13,6 +13,8 @@ pub struct Response {
     pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
+
+const X_AMZ_REQUEST_ID: HeaderName = HeaderName::from_static("x-amz-request-id");
 
 /// At most this much of a non-XML error body is quoted in a message.
 const QUOTE_LIMIT: usize = 200;
@@ -111,7 +113,7 @@ pub(crate) fn check_length(response: &Response) -> Result<(), Error> {
 pub fn parse_error(response: &Response) -> S3ErrorInfo {
     let header_request_id = response
         .headers
-        .get("x-amz-request-id")
+        .get(X_AMZ_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let parsed = parse_error_xml(&response.body);

@@ -181,7 +181,8 @@ fn payload_hash(request: &Request<Vec<u8>>) -> String {
     if request.body().is_empty() {
         EMPTY_SHA256.to_owned()
     } else if request.uri().scheme_str() == Some("https")
-        && (checked("content-md5") || checked(crate::checksum::PUT_ALGORITHM.header()))
+        && (checked(crate::integrity::CONTENT_MD5)
+            || checked(crate::checksum::PUT_ALGORITHM.header()))
     {
         UNSIGNED_PAYLOAD.to_owned()
     } else {
