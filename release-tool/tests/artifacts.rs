@@ -4,10 +4,27 @@
 mod support;
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::Command;
 
 use s3_result_store_release::{artifacts, interface, stamp, wit_package};
 use serde_json::Value;
+
+/// The wasm-tools binary: `S3RS_WASM_TOOLS`, else what `scripts/install-wasm-tools` built.
+fn wasm_tools() -> PathBuf {
+    if let Some(path) = std::env::var_os("S3RS_WASM_TOOLS") {
+        return PathBuf::from(path);
+    }
+    let output = std::process::Command::new(support::root().join("scripts/install-wasm-tools"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "scripts/install-wasm-tools: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
 
 fn git_head() -> String {
     let out = Command::new("git")
@@ -53,7 +70,32 @@ fn every_file_carries_its_metadata_and_the_manifest_says_what_it_is() {
             "{file} in SHA256SUMS"
         );
 
-        // Read back as `wasm-tools metadata show` reads it.
+        // As `wasm-tools metadata show` shows it (its own build of wasm-metadata, a newer one
+        // than the release tool's).
+        let shown = Command::new(wasm_tools())
+            .args(["metadata", "show", "--json"])
+            .arg(dir.join(file))
+            .output()
+            .unwrap();
+        assert!(
+            shown.status.success(),
+            "{}",
+            String::from_utf8_lossy(&shown.stderr)
+        );
+        let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+        let outer = &shown["component"]["metadata"];
+        assert_eq!(outer["version"], version, "{file}");
+        assert_eq!(outer["revision"], revision, "{file}");
+        assert_eq!(outer["source"], source, "{file}");
+        assert_eq!(outer["licenses"], licenses, "{file}");
+        assert!(
+            outer["description"].as_str().is_some_and(|d| !d.is_empty()),
+            "{file}"
+        );
+        if artifact["kind"] == "component" {
+            assert_eq!(outer["name"], artifact["name"], "{file}");
+        }
+        // And as the release tool reads it.
         let metadata = stamp::read(&bytes).unwrap();
         assert_eq!(
             metadata.version.map(|v| v.to_string()).as_deref(),

@@ -1,7 +1,8 @@
 //! Two builds of one commit give the same bytes: the release `scripts/release` wrote from this
-//! work tree, and `scripts/release` run again in a fresh clone at another path with a target
-//! directory of its own (they share only the cargo home's sources and the toolchain). A work
-//! tree with uncommitted changes is reproduced by copying them into the clone.
+//! work tree, and `scripts/release` run again in a fresh clone at another path, with a target
+//! directory of its own and the cargo home under another path (the same crate sources and
+//! toolchain; nothing compiled is shared). A work tree with uncommitted changes is reproduced
+//! by copying them into the clone.
 
 mod support;
 
@@ -35,12 +36,12 @@ fn a_fresh_clone_builds_byte_identical_release_files() {
     let first = support::release_dir();
     let manifest = support::manifest(&first);
     let head = String::from_utf8(git(&root, &["rev-parse", "HEAD"])).unwrap();
+    // The revision as scripts/release writes it for the work tree as it is now.
+    let dirty = !git(&root, &["status", "--porcelain"]).is_empty();
+    let revision = format!("{}{}", head.trim(), if dirty { "-dirty" } else { "" });
     assert_eq!(
-        manifest["revision"]
-            .as_str()
-            .unwrap()
-            .trim_end_matches("-dirty"),
-        head.trim(),
+        manifest["revision"].as_str().unwrap(),
+        revision,
         "a stale release in {}: run scripts/release",
         first.display()
     );
@@ -80,11 +81,23 @@ fn a_fresh_clone_builds_byte_identical_release_files() {
         let _ = std::fs::remove_file(clone.join(file));
     }
 
+    // The cargo home under another name (a link to the same one, so nothing is downloaded
+    // again): its path is in every dependency's panic locations until the build remaps it.
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap()).join(".cargo"));
+    let other_cargo_home = scratch.path().join("another-cargo-home");
+    std::os::unix::fs::symlink(&cargo_home, &other_cargo_home).unwrap();
+
     let second = scratch.path().join("second");
     let status = Command::new(clone.join("scripts/release"))
         .arg("--out")
         .arg(&second)
         .env("CARGO_TARGET_DIR", scratch.path().join("target"))
+        .env("CARGO_HOME", &other_cargo_home)
+        // This test's own build of the release tool (the same sources), rather than a
+        // cold build of it and its dependencies in the clone.
+        .env("S3RS_RELEASE_TOOL", env!("CARGO_BIN_EXE_s3rs-release"))
         .status()
         .unwrap();
     assert!(status.success(), "scripts/release in the clone: {status}");

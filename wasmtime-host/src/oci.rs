@@ -206,6 +206,10 @@ impl OciCache {
 
     /// The component `reference` names: from the cache when pinned by a digest it holds, else
     /// from the registry (the component itself only if the cache lacks it).
+    ///
+    /// The registry client (reqwest) takes rustls's process-wide default crypto provider: if
+    /// the process has none when it first reaches a registry, ring's is installed as the
+    /// default. An application that wants another installs its own before.
     pub fn pull(&self, reference: &OciReference) -> Result<PulledComponent, OciError> {
         if let Some(pulled) = self.pinned_from_cache(reference)? {
             return Ok(pulled);

@@ -63,6 +63,8 @@ fn tokio() -> tokio::runtime::Runtime {
 }
 
 fn oci_client() -> Client {
+    // reqwest is built without a crypto provider of its own (as the host installs one).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     Client::new(ClientConfig {
         protocol: ClientProtocol::Http,
         ..ClientConfig::default()
@@ -144,6 +146,21 @@ fn wkg_gives_back_every_release_file_byte_for_byte() {
     assert!(
         std::fs::read(&got).unwrap() == release.bytes(wit),
         "wkg get {package}"
+    );
+    // A component pushed with `wkg oci push` to REGISTRY/result-store/NAME is the package
+    // result-store:NAME to wkg (and so to platforms that resolve packages through it).
+    let app = release.component("task-status");
+    let got_app = dir.path().join("got-app.wasm");
+    run(wkg_command(&registry, tempfile::tempdir().unwrap().path())
+        .arg("get")
+        .arg("--config")
+        .arg(&config)
+        .arg(format!("result-store:task-status@{}", release.version()))
+        .arg("-o")
+        .arg(&got_app));
+    assert!(
+        std::fs::read(&got_app).unwrap() == release.bytes(app),
+        "wkg get the app"
     );
     // Where wkg put it: REGISTRY/NAMESPACE/NAME:VERSION, with the metadata as annotations.
     let published = annotations(&registry, &format!("result-store/s3:{}", release.version()));
