@@ -56,6 +56,12 @@ pub enum Fault {
     InternalError,
     /// Forward, then wait this long before answering (to exceed the client's first-byte timeout).
     Delay(Duration),
+    /// Forward; send the head and the first `after` bytes of the body, then nothing for
+    /// `stall`, then the rest: a server (or network) that stops part-way through a body.
+    StallBody { after: usize, stall: Duration },
+    /// Forward; drop every `x-amz-checksum-*` header from the answer, as a server that does
+    /// not know S3's flexible checksums answers; with `corrupt`, flip one bit of the body too.
+    HideChecksums { corrupt: bool },
     /// Forward; send the head unchanged (Content-Length intact) and at most half of the body,
     /// then close normally (FIN).
     TruncateBody,
@@ -82,6 +88,8 @@ impl Fault {
             Fault::SlowDown => "SlowDown",
             Fault::InternalError => "InternalError",
             Fault::Delay(_) => "Delay",
+            Fault::StallBody { .. } => "StallBody",
+            Fault::HideChecksums { .. } => "HideChecksums",
             Fault::TruncateBody => "TruncateBody",
             Fault::CorruptBody => "CorruptBody",
             Fault::CorruptRequestBody => "CorruptRequestBody",
@@ -104,6 +112,26 @@ pub struct Stats {
     pub faults: u64,
     /// Faults by [`Fault::kind`].
     pub by_kind: BTreeMap<&'static str, u64>,
+    /// Each request that was read, in arrival order: what the client really sent.
+    pub seen: Vec<Seen>,
+}
+
+/// A request as the proxy read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub method: String,
+    /// Names in lower case, with their values.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    /// The value of `name` (lower case), if the request had it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl Stats {
@@ -281,8 +309,9 @@ async fn accept_loop(
                     // Decided here, in arrival order, so queue order and seeds mean the same
                     // thing however the tasks are scheduled.
                     let fault = lock(&schedule).next();
+                    let schedule = Arc::clone(&schedule);
                     tokio::spawn(async move {
-                        let _ = serve(client, upstream, fault).await;
+                        let _ = serve(client, upstream, fault, &schedule).await;
                     });
                 }
                 // Out of descriptors and the like: back off instead of spinning.
@@ -296,6 +325,7 @@ async fn serve(
     mut client: TcpStream,
     upstream: SocketAddr,
     fault: Option<Fault>,
+    schedule: &Mutex<Schedule>,
 ) -> io::Result<()> {
     let _ = client.set_nodelay(true);
     if fault == Some(Fault::Refuse) {
@@ -318,7 +348,10 @@ async fn serve(
         return reset(client);
     }
     let request = match parse_request(&buf[..head_end]) {
-        Ok(request) => request,
+        Ok(request) => {
+            lock(schedule).stats.seen.push(seen(&buf[..head_end]));
+            request
+        }
         Err(error) => {
             let _ = send_and_close(client, &simple(400, "Bad Request", false)).await;
             return Err(error);
@@ -369,8 +402,24 @@ async fn serve(
             tokio::time::sleep(delay).await;
             send_and_close(client, &response).await
         }
+        Some(Fault::StallBody { after, stall }) => {
+            let split = body_start + after.min(body_len);
+            client.write_all(&response[..split]).await?;
+            client.flush().await?;
+            tokio::time::sleep(stall).await;
+            send_and_close(client, &response[split..]).await
+        }
         Some(Fault::TruncateBody) => {
             send_and_close(client, &response[..body_start + body_len / 2]).await
+        }
+        Some(Fault::HideChecksums { corrupt }) => {
+            let mut answer = without_headers(&response[..body_start], b"x-amz-checksum-");
+            let body_at = answer.len();
+            answer.extend_from_slice(&response[body_start..]);
+            if corrupt && body_len > 0 {
+                answer[body_at + body_len / 2] ^= 0x01;
+            }
+            send_and_close(client, &answer).await
         }
         Some(Fault::CorruptBody) => {
             let mut response = response;
@@ -639,6 +688,43 @@ fn connection_close(head: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(b"Connection: close\r\n\r\n");
     out
+}
+
+/// `head` without the header lines whose names start with `prefix` (lower case).
+fn without_headers(head: &[u8], prefix: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len());
+    for line in lines(head) {
+        let hidden = header(line).is_some_and(|(name, _)| {
+            name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix)
+        });
+        if !hidden {
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn seen(head: &[u8]) -> Seen {
+    let mut all = lines(head);
+    let request_line = all.next().unwrap_or_default();
+    let method = request_line
+        .split(|&b| b == b' ')
+        .next()
+        .unwrap_or_default();
+    Seen {
+        method: String::from_utf8_lossy(method).into_owned(),
+        headers: all
+            .filter_map(header)
+            .map(|(name, value)| {
+                (
+                    String::from_utf8_lossy(name).to_ascii_lowercase(),
+                    String::from_utf8_lossy(value).into_owned(),
+                )
+            })
+            .collect(),
+    }
 }
 
 struct Request {
