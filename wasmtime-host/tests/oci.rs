@@ -580,3 +580,53 @@ fn artifacts_that_are_not_components_are_refused() {
         "push a WebAssembly component",
     );
 }
+
+#[test]
+fn a_registry_that_refuses_anonymous_pulls_is_a_registry_error() {
+    let registry = Registry::start_refusing_anonymous();
+    let cache = tempfile::tempdir().unwrap();
+    let reference = registry.oci("result-store/s3-result-store:0.1.0");
+    match pull(cache.path(), &reference) {
+        Err(OciError::Registry {
+            reference: r,
+            reason,
+        }) => {
+            assert_eq!(r, reference);
+            assert!(reason.contains("Not authorized"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let s3 = S3::start();
+    let output = cli(&s3, cache.path(), &reference, &["get", "k"]);
+    assert_refused(&output, "the OCI registry failed", "pulls are anonymous");
+}
+
+#[test]
+fn a_cache_that_cannot_be_written_is_reported() {
+    let release = Release::load();
+    let registry = Registry::start();
+    let reference = release.push(&registry, release.component("store-only"));
+    // The cache "directory" is under a file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let cache = file.join("oci");
+    match pull(&cache, &reference) {
+        Err(OciError::Cache { path, reason }) => {
+            assert!(path.starts_with(&cache), "{}", path.display());
+            assert!(!reason.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    let s3 = S3::start();
+    let output = cli(&s3, &cache, &reference, &["--json", "get", "k"]);
+    assert_eq!(output.status.code(), Some(4));
+    let error: Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "oci-cache");
+    assert!(
+        error["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("S3RS_OCI_CACHE")
+    );
+}

@@ -172,6 +172,9 @@ fn oci_hint(error: &OciError) -> Option<String> {
         OciError::Cache { .. } => {
             "set S3RS_OCI_CACHE to a directory this user can write".to_owned()
         }
+        OciError::Registry { .. } => "pulls are anonymous (no credentials are sent), so a \
+             private repository cannot be pulled yet; a server error may pass if you try again"
+            .to_owned(),
         _ => return None,
     })
 }

@@ -41,10 +41,20 @@ pub struct Registry {
 
 impl Registry {
     pub fn start() -> Registry {
+        Registry::start_with(&[])
+    }
+
+    /// One that answers every request without a token 401 (`--token-auth`).
+    pub fn start_refusing_anonymous() -> Registry {
+        Registry::start_with(&["--token-auth"])
+    }
+
+    fn start_with(options: &[&str]) -> Registry {
         let state = tempfile::tempdir().unwrap();
         let output = run(Command::new(repo_root().join("scripts/servers/registry"))
             .arg("start")
-            .arg(state.path()));
+            .arg(state.path())
+            .args(options));
         let address = text(&output.stdout)
             .trim()
             .strip_prefix("export S3RS_OCI_REGISTRY='")
