@@ -83,7 +83,7 @@ pub fn protect_put_body(request: &mut Request<Vec<u8>>, support: ChecksumSupport
 /// CRC when the answer carries one, else its ETag when that is the object's MD5.
 pub fn check_body(headers: &HeaderMap, body: &[u8]) -> Result<(), Error> {
     match checksum::stored(headers) {
-        Some((algorithm, expected)) if algorithm.compute(body) == expected => Ok(()),
+        Some((algorithm, expected)) if algorithm.header_value(body) == expected => Ok(()),
         Some((algorithm, _)) => Err(Error::Transport(format!(
             "the value received does not match its stored {} checksum: it was corrupted in \
              transit",
