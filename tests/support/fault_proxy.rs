@@ -1113,7 +1113,7 @@ mod tests {
     }
 
     /// The proxy's record of held connections, once it has `n` of them.
-    fn held(proxy: &FaultProxy, n: usize) -> Vec<Held> {
+    fn held_once(proxy: &FaultProxy, n: usize) -> Vec<Held> {
         for _ in 0..200 {
             let held = proxy.stats().held;
             if held.len() >= n {
@@ -1133,7 +1133,7 @@ mod tests {
         let seen = read_until_quiet(&proxy, head_len + 100);
         assert_eq!(seen.len(), head_len + 100, "nothing past the 100th byte");
         assert_eq!(seen[..], upstream_response()[..head_len + 100]);
-        let held = held(&proxy, 1);
+        let held = held_once(&proxy, 1);
         assert_eq!(held[0].kind, "StallBody");
         assert!(held[0].closed_by_client);
         assert_eq!(upstream.hits(), 1);
@@ -1141,7 +1141,7 @@ mod tests {
         proxy.push(Fault::StallBody(1 << 20));
         let seen = read_until_quiet(&proxy, upstream_response().len());
         assert_eq!(seen, upstream_response());
-        assert_eq!(held(&proxy, 2).len(), 2);
+        assert_eq!(held_once(&proxy, 2).len(), 2);
     }
 
     #[test]
@@ -1150,7 +1150,7 @@ mod tests {
         let proxy = FaultProxy::start(upstream.addr);
         proxy.push(Fault::Silent);
         assert!(read_until_quiet(&proxy, 0).is_empty());
-        let held = held(&proxy, 1);
+        let held = held_once(&proxy, 1);
         assert_eq!(held[0].kind, "Silent");
         assert!(held[0].closed_by_client);
         assert_eq!(upstream.hits(), 0);
