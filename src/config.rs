@@ -6,6 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::deadline::OperationDeadline;
 use crate::error::Error;
 
 /// How the bucket appears in request URLs.
@@ -134,6 +135,8 @@ pub struct TransportLimits {
     pub between_bytes_timeout: Duration,
     /// Larger response bodies are refused rather than buffered.
     pub max_body_bytes: u64,
+    /// Set by the store for each operation; none in a configuration.
+    pub operation: Option<OperationDeadline>,
 }
 
 /// How hard an operation tries before it reports a failure.
@@ -254,6 +257,7 @@ fn resolve_limits(input: &ConfigInput) -> Result<TransportLimits, Error> {
         between_bytes_timeout: millis(input.between_bytes_timeout_ms, "between-bytes-timeout-ms")?
             .unwrap_or(DEFAULT_BETWEEN_BYTES_TIMEOUT),
         max_body_bytes,
+        operation: None,
     })
 }
 

@@ -1,20 +1,89 @@
 //! End-to-end integrity of values: what is stored is what was sent, and what `get` returns is
 //! what was stored, whatever a proxy or a broken connection did in between.
 
+use std::cell::Cell;
+
 use http::{HeaderMap, HeaderValue, Request};
 use md5::{Digest, Md5};
 
+use crate::checksum::{self, PUT_ALGORITHM};
 use crate::error::Error;
+use crate::response::Response;
 
-/// Makes the server refuse a PUT body damaged in transit rather than store it. Over plain
-/// HTTP the signature already covers the body (`x-amz-content-sha256` is its SHA-256, which
-/// the server checks), so nothing is added: a Content-MD5 as well would hash every value twice
-/// in wasm, where neither digest has the CPU's instructions. Over TLS the body goes as
-/// `UNSIGNED-PAYLOAD` with a (signed) `Content-MD5` instead (see `sign::payload_hash`): one
-/// digest either way, and the cheaper one where the channel is protected anyway.
-pub fn protect_put_body(request: &mut Request<Vec<u8>>) {
-    if request.uri().scheme_str() == Some("https") {
+/// What a server has shown of flexible checksums, learned from its answers to the store's
+/// own PUTs: whether it takes a `x-amz-checksum-*` header (checks it, stores it, and says so
+/// by sending it back) is not assumed, since servers that do not know the header ignore it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChecksumSupport {
+    /// Nothing answered yet: the checksum goes with the older protection, not instead of it.
+    #[default]
+    Unknown,
+    /// A PUT's answer carried the checksum sent.
+    Taken,
+    /// A successful PUT's answer did not: the server ignores the header.
+    Ignored,
+}
+
+/// A store's [`ChecksumSupport`], as its answers come in.
+#[derive(Debug, Default)]
+pub struct ChecksumKnowledge(Cell<ChecksumSupport>);
+
+impl ChecksumKnowledge {
+    pub fn get(&self) -> ChecksumSupport {
+        self.0.get()
+    }
+
+    /// Learns from the answer to `request` (any request: only successful PUTs that carried a
+    /// checksum teach anything).
+    pub fn learn(&self, request: &Request<Vec<u8>>, response: &Response) {
+        if request.method() != http::Method::PUT || !(200..300).contains(&response.status) {
+            return;
+        }
+        let header = PUT_ALGORITHM.header();
+        let Some(sent) = request.headers().get(header) else {
+            return;
+        };
+        let answered = response.headers.get(header);
+        self.0.set(if answered == Some(sent) {
+            ChecksumSupport::Taken
+        } else {
+            ChecksumSupport::Ignored
+        });
+    }
+}
+
+/// Makes the server refuse a PUT body damaged in transit rather than store it, and gives it a
+/// checksum to keep for later reads ([`check_body`]).
+///
+/// - The CRC32C (`x-amz-checksum-crc32c`), unless the server is known to ignore it: a server
+///   that takes it refuses a body that does not match, and returns it with the object.
+/// - Over plain HTTP the signature covers the body (`x-amz-content-sha256` is its SHA-256,
+///   which the server checks), so nothing else is needed.
+/// - Over TLS the body goes as `UNSIGNED-PAYLOAD` (see `sign::payload_hash`) with the CRC
+///   alone once the server has shown it takes it, and with a (signed) `Content-MD5` as well
+///   until then: one cheap digest where the channel is protected anyway, never none.
+pub fn protect_put_body(request: &mut Request<Vec<u8>>, support: ChecksumSupport) {
+    if support != ChecksumSupport::Ignored
+        && let Ok(value) = HeaderValue::from_str(&PUT_ALGORITHM.header_value(request.body()))
+    {
+        request.headers_mut().insert(PUT_ALGORITHM.header(), value);
+    }
+    if request.uri().scheme_str() == Some("https") && support != ChecksumSupport::Taken {
         add_content_md5(request);
+    }
+}
+
+/// Checks a GET's body against what the server says the object is: its stored whole-object
+/// CRC when the answer carries one, else its ETag when that is the object's MD5.
+pub fn check_body(headers: &HeaderMap, body: &[u8]) -> Result<(), Error> {
+    match checksum::stored(headers) {
+        Some((algorithm, expected)) if algorithm.compute(body) == expected => Ok(()),
+        Some((algorithm, _)) => Err(Error::Transport(format!(
+            "the value received does not match its stored {} checksum: it was corrupted in \
+             transit",
+            algorithm.name()
+        ))),
+        None => check_etag(headers, body),
     }
 }
 
@@ -89,18 +158,92 @@ mod tests {
         assert_eq!(r.headers()["content-md5"], "1B2M2Y8AsgTpgAmY7PhCfg==");
     }
 
+    fn protected(url: &str, support: ChecksumSupport) -> HeaderMap {
+        let mut r = Request::put(url).body(b"hello".to_vec()).unwrap();
+        protect_put_body(&mut r, support);
+        r.headers().clone()
+    }
+
     #[test]
-    fn a_put_body_gets_a_content_md5_over_tls_only() {
-        let mut r = Request::put("https://h/b/k")
-            .body(b"hello".to_vec())
-            .unwrap();
-        protect_put_body(&mut r);
-        assert_eq!(r.headers()["content-md5"], "XUFAKrxLKna5cZ2REBfFkg==");
-        let mut r = Request::put("http://h/b/k")
-            .body(b"hello".to_vec())
-            .unwrap();
-        protect_put_body(&mut r);
-        assert!(!r.headers().contains_key("content-md5"));
+    fn a_put_body_gets_a_content_md5_over_tls_until_the_server_takes_its_crc() {
+        use ChecksumSupport::*;
+        let crc = "x-amz-checksum-crc32c";
+        let md5 = "content-md5";
+        // CRC32C("hello") = 0x9a71bb4c.
+        for (url, support, crc_sent, md5_sent) in [
+            ("https://h/b/k", Unknown, true, true),
+            ("https://h/b/k", Taken, true, false),
+            ("https://h/b/k", Ignored, false, true),
+            ("http://h/b/k", Unknown, true, false),
+            ("http://h/b/k", Taken, true, false),
+            ("http://h/b/k", Ignored, false, false),
+        ] {
+            let h = protected(url, support);
+            assert_eq!(h.contains_key(crc), crc_sent, "{url} {support:?}");
+            assert_eq!(h.contains_key(md5), md5_sent, "{url} {support:?}");
+            if crc_sent {
+                assert_eq!(h[crc], "mnG7TA==");
+            }
+            if md5_sent {
+                assert_eq!(h[md5], "XUFAKrxLKna5cZ2REBfFkg==");
+            }
+        }
+    }
+
+    #[test]
+    fn support_is_learned_from_successful_puts_that_sent_a_checksum() {
+        let put = |crc: bool| {
+            let mut r = Request::put("http://h/b/k")
+                .body(b"hello".to_vec())
+                .unwrap();
+            protect_put_body(
+                &mut r,
+                if crc {
+                    ChecksumSupport::Unknown
+                } else {
+                    ChecksumSupport::Ignored
+                },
+            );
+            r
+        };
+        let answer = |status, echo: Option<&str>| Response {
+            status,
+            headers: echo.map_or_else(HeaderMap::new, |v| headers(&[("x-amz-checksum-crc32c", v)])),
+            body: Vec::new(),
+        };
+        let k = ChecksumKnowledge::default();
+        // Failures and requests without a checksum teach nothing.
+        k.learn(&put(true), &answer(500, None));
+        k.learn(&put(false), &answer(200, None));
+        let get = Request::get("http://h/b/k").body(Vec::new()).unwrap();
+        k.learn(&get, &answer(200, Some("mnG7TA==")));
+        assert_eq!(k.get(), ChecksumSupport::Unknown);
+        k.learn(&put(true), &answer(200, Some("mnG7TA==")));
+        assert_eq!(k.get(), ChecksumSupport::Taken);
+        // An answer with another value did not take ours.
+        k.learn(&put(true), &answer(200, Some("AAAAAA==")));
+        assert_eq!(k.get(), ChecksumSupport::Ignored);
+        k.learn(&put(true), &answer(200, Some("mnG7TA==")));
+        assert_eq!(k.get(), ChecksumSupport::Taken);
+        k.learn(&put(true), &answer(204, None));
+        assert_eq!(k.get(), ChecksumSupport::Ignored);
+    }
+
+    #[test]
+    fn a_stored_checksum_is_checked_before_the_etag() {
+        // A correct CRC decides even where the ETag is another object's MD5.
+        let h = headers(&[
+            ("x-amz-checksum-crc32c", "mnG7TA=="),
+            ("etag", "\"00000000000000000000000000000000\""),
+        ]);
+        assert_eq!(check_body(&h, b"hello"), Ok(()));
+        assert!(
+            matches!(check_body(&h, b"hellp"), Err(Error::Transport(m)) if m.contains("stored CRC32C checksum")),
+        );
+        // Without one, the ETag.
+        let h = headers(&[("etag", "\"5d41402abc4b2a76b9719d911017c592\"")]);
+        assert_eq!(check_body(&h, b"hello"), Ok(()));
+        assert!(matches!(check_body(&h, b"hellp"), Err(Error::Transport(m)) if m.contains("MD5")));
     }
 
     #[test]

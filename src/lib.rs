@@ -7,8 +7,10 @@
 pub mod bulk;
 pub mod calendar;
 pub mod celery;
+pub mod checksum;
 pub mod conditional;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod integrity;
 pub mod key;

@@ -61,6 +61,11 @@ pub fn build(
 ) -> Result<Request<Vec<u8>>, Error> {
     let uri = object_uri(config, key)?;
     let mut builder = Request::builder().method(operation.method()).uri(uri);
+    if operation == Operation::Get {
+        // Asks for the object's stored checksum, which makes checking the body a CRC rather
+        // than an MD5 (`integrity::check_body`); servers that keep none ignore it.
+        builder = builder.header("x-amz-checksum-mode", "ENABLED");
+    }
     if !matches!(operation, Operation::Get | Operation::Head) {
         // Explicit because WASI HTTP checks the bytes written against it, and because some
         // servers (s3s) refuse a DELETE without it. Celery sets no Content-Type; neither do we.
@@ -157,6 +162,10 @@ pub(crate) mod tests {
         let r = build(&c, Operation::Get, &key, Vec::new()).unwrap();
         assert_eq!(r.method(), Method::GET);
         assert!(r.headers().get(header::CONTENT_LENGTH).is_none());
+        // Asking for the stored checksum, to check the body by it.
+        assert_eq!(r.headers()["x-amz-checksum-mode"], "ENABLED");
+        let r = build(&c, Operation::Head, &key, Vec::new()).unwrap();
+        assert!(r.headers().get("x-amz-checksum-mode").is_none());
         let r = build(&c, Operation::Delete, &key, Vec::new()).unwrap();
         assert_eq!(r.method(), Method::DELETE);
         assert_eq!(r.headers()[header::CONTENT_LENGTH], "0");

@@ -29,7 +29,7 @@ pub fn outcome(
         return match operation {
             Operation::Get => {
                 check_length(&response)?;
-                crate::integrity::check_etag(&response.headers, &response.body)?;
+                crate::integrity::check_body(&response.headers, &response.body)?;
                 Ok(Some(response.body))
             }
             // Content-Length and ETag describe the object, not the (empty) body.

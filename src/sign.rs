@@ -170,16 +170,18 @@ impl Signer {
     }
 }
 
-/// What `x-amz-content-sha256` says of the body. Over TLS, a body that carries a (signed)
-/// `Content-MD5` is sent as `UNSIGNED-PAYLOAD`, as the AWS SDKs do over HTTPS: TLS already
-/// protects it on the way and the server checks its MD5, so hashing it a second time (SHA-256,
-/// without the CPU's SHA instructions in wasm: most of a large `set`'s CPU) buys nothing.
-/// Over plain HTTP the signature covers the body.
+/// What `x-amz-content-sha256` says of the body. Over TLS, a body that carries a digest the
+/// server checks (a signed `Content-MD5` or flexible checksum, see
+/// `integrity::protect_put_body`) is sent as `UNSIGNED-PAYLOAD`, as the AWS SDKs do over HTTPS:
+/// TLS already protects it on the way, so hashing it a second time (SHA-256, without the CPU's
+/// SHA instructions in wasm: most of a large `set`'s CPU) buys nothing. Over plain HTTP the
+/// signature covers the body.
 fn payload_hash(request: &Request<Vec<u8>>) -> String {
+    let checked = |name| request.headers().contains_key(name);
     if request.body().is_empty() {
         EMPTY_SHA256.to_owned()
     } else if request.uri().scheme_str() == Some("https")
-        && request.headers().contains_key("content-md5")
+        && (checked("content-md5") || checked(crate::checksum::PUT_ALGORITHM.header()))
     {
         UNSIGNED_PAYLOAD.to_owned()
     } else {

@@ -5,8 +5,9 @@ use std::cell::Cell;
 use std::time::{Duration, SystemTime};
 
 use crate::config::{Config, TransportLimits};
+use crate::deadline::OperationDeadline;
 use crate::error::Error;
-use crate::integrity;
+use crate::integrity::{self, ChecksumKnowledge};
 use crate::key::ObjectKey;
 use crate::request::{self, Operation};
 use crate::response::{self, Response};
@@ -59,6 +60,8 @@ pub struct Store<T, S> {
     /// Server clock minus ours, learned from a `RequestTimeTooSkewed` answer; kept for later
     /// requests so one skewed clock costs one extra request per store, not per operation.
     clock_offset_ms: Cell<i64>,
+    /// Whether the server takes flexible checksums, learned from its answers to PUTs.
+    checksums: ChecksumKnowledge,
 }
 
 impl<T: Transport, S: System> Store<T, S> {
@@ -71,6 +74,7 @@ impl<T: Transport, S: System> Store<T, S> {
             system,
             budget: RetryBudget::default(),
             clock_offset_ms: Cell::new(0),
+            checksums: ChecksumKnowledge::default(),
         }
     }
 
@@ -150,18 +154,28 @@ impl<T: Transport, S: System> Store<T, S> {
                 Err(e) => results[index] = Some(Err(e)),
             }
         }
-        let responses = self.transport.send_all(&requests, &self.config.limits);
+        let round_started = self.system.monotonic();
+        let limits = self.limits_until(round_started);
+        let responses = self.transport.send_all(&requests, &limits);
         let bucket = &self.config.bucket;
         for ((index, mut request), response) in owners.into_iter().zip(requests).zip(responses) {
+            if let Ok(response) = &response {
+                self.checksums.learn(&request, response);
+            }
             let outcome = response.and_then(|r| response::outcome(operation, bucket, r));
             results[index] = Some(match outcome {
                 Ok(value) => {
                     self.budget.deposit_success();
                     Ok(value)
                 }
-                // Transient failures, and skew answers (403s), get the full treatment of a
-                // single operation.
-                Err(e) if retry::is_retryable(&e) || is_skew(&e) => {
+                // Transient failures get the rest of a single operation's attempts and time;
+                // a skew answer (a 403), a fresh operation that corrects the clock first.
+                Err(e) if retry::is_retryable(&e) => {
+                    self.run_after(&mut request, round_started, Some(e), |r| {
+                        response::outcome(operation, bucket, r)
+                    })
+                }
+                Err(e) if is_skew(&e) => {
                     self.run(&mut request, |r| response::outcome(operation, bucket, r))
                 }
                 Err(e) => Err(e),
@@ -190,7 +204,7 @@ impl<T: Transport, S: System> Store<T, S> {
         let key = ObjectKey::new(&self.config.base_path, key)?;
         let mut request = request::build(&self.config, operation, &key, body)?;
         if operation == Operation::Put {
-            integrity::protect_put_body(&mut request);
+            integrity::protect_put_body(&mut request, self.checksums.get());
         }
         Ok(request)
     }
@@ -216,25 +230,40 @@ impl<T: Transport, S: System> Store<T, S> {
         request: &mut http::Request<Vec<u8>>,
         parse: impl Fn(Response) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        let started = self.system.monotonic();
+        self.run_after(request, self.system.monotonic(), None, parse)
+    }
+
+    /// [`Store::run`] for an operation that began at `started` and whose first attempt,
+    /// if any, already failed with `failed` (a batch's round): that attempt counts.
+    fn run_after<R>(
+        &self,
+        request: &mut http::Request<Vec<u8>>,
+        started: Duration,
+        mut failed: Option<Error>,
+        parse: impl Fn(Response) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let limits = self.limits_until(started);
         let mut attempts = 0;
         let mut skew_corrected = false;
         loop {
             attempts += 1;
-            let error = match self.attempt(request, &mut skew_corrected) {
-                Ok(Attempt::Done(response)) => match parse(response) {
-                    Ok(value) => {
-                        self.budget.deposit_success();
-                        return Ok(value);
+            let error = match failed.take() {
+                Some(error) => error,
+                None => match self.attempt(request, &limits, &mut skew_corrected) {
+                    Ok(Attempt::Done(response)) => match parse(response) {
+                        Ok(value) => {
+                            self.budget.deposit_success();
+                            return Ok(value);
+                        }
+                        Err(e) => e,
+                    },
+                    Ok(Attempt::ClockCorrected) => {
+                        // Not a failure of the server's: try again at once, uncounted.
+                        attempts -= 1;
+                        continue;
                     }
                     Err(e) => e,
                 },
-                Ok(Attempt::ClockCorrected) => {
-                    // Not a failure of the server's: try again at once, uncounted.
-                    attempts -= 1;
-                    continue;
-                }
-                Err(e) => e,
             };
             if !retry::is_retryable(&error) {
                 return Err(retry::exhausted(error, attempts, ""));
@@ -273,15 +302,29 @@ impl<T: Transport, S: System> Store<T, S> {
         self.system.sleep(duration);
     }
 
+    /// The transport's limits for an operation that began at `started` (monotonic).
+    fn limits_until(&self, started: Duration) -> TransportLimits {
+        let timeout = self.config.retry.operation_timeout;
+        TransportLimits {
+            operation: Some(OperationDeadline {
+                at: started.saturating_add(timeout),
+                timeout,
+            }),
+            ..self.config.limits
+        }
+    }
+
     fn attempt(
         &self,
         request: &mut http::Request<Vec<u8>>,
+        limits: &TransportLimits,
         skew_corrected: &mut bool,
     ) -> Result<Attempt, Error> {
         let now = self.system.now();
         self.signer
             .sign(request, shift(now, self.clock_offset_ms.get()))?;
-        let response = self.transport.send(request, &self.config.limits)?;
+        let response = self.transport.send(request, limits)?;
+        self.checksums.learn(request, &response);
         if !*skew_corrected && let Some(offset) = response::clock_offset(&response, now) {
             *skew_corrected = true;
             self.clock_offset_ms.set(offset);

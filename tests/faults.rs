@@ -4,9 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use s3_result_store_host::{ConfigInput, Error, ResultStore, StoreError};
+use s3_result_store_host::{
+    ConfigInput, Error, ResultStore, Runtime, StoreError, default_component_path,
+};
 use s3_result_store_tests::fault_proxy::{Fault, FaultProxy};
 use s3_result_store_tests::{report, runtime, server, unique_prefix};
 
@@ -157,6 +160,163 @@ fn a_stalled_server_times_out_instead_of_hanging() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// A runtime whose host ignores the timeouts the component sets on its requests, as some
+/// hosts do (jco's browser shim ignores the between-bytes one): only the component's own
+/// deadlines stand between a stalled server and a hang.
+fn ignoring_timeouts() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        Runtime::load(default_component_path())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_request_timeouts(false)
+    })
+}
+
+/// Runs `op` and returns its timeout's message, checking it came within `bound`.
+fn timeout_within(bound: Duration, op: impl FnOnce() -> Result<Option<Vec<u8>>, Error>) -> String {
+    let started = Instant::now();
+    let result = op();
+    let elapsed = started.elapsed();
+    let message = match result {
+        Err(Error::Store(StoreError::Timeout(message))) => message,
+        other => panic!("expected a timeout, got {other:?}"),
+    };
+    assert!(
+        elapsed < bound,
+        "took {elapsed:?} (bound {bound:?}): {message}"
+    );
+    report(&format!("timeout after {elapsed:.2?}: {message}"));
+    message
+}
+
+#[test]
+fn a_body_that_stalls_part_way_times_out_whether_or_not_the_host_applies_timeouts() {
+    let proxy = FaultProxy::start(upstream());
+    let value: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let mut config = config_through(&proxy, "stalled-body");
+    config.max_attempts = Some(2);
+    runtime().open(&config).unwrap().set("k", &value).unwrap();
+    for host in [runtime(), ignoring_timeouts()] {
+        let mut store = host.open(&config).unwrap();
+        let stall = Fault::StallBody {
+            after: 1_000,
+            stall: Duration::from_secs(30),
+        };
+        proxy.push_n(stall, 2);
+        let message = timeout_within(Duration::from_secs(5), || store.get("k"));
+        assert!(
+            message.starts_with("reading the response body (")
+                && message.contains("no bytes for between-bytes-timeout-ms (400)")
+                && message.ends_with("(gave up after 2 attempts)"),
+            "{message}"
+        );
+        // The value is intact once the server answers again.
+        assert_eq!(store.get("k").unwrap().as_deref(), Some(&value[..]));
+    }
+}
+
+#[test]
+fn a_silent_server_times_out_on_the_components_own_clock() {
+    let proxy = FaultProxy::start(upstream());
+    let mut config = config_through(&proxy, "silent");
+    config.max_attempts = Some(2);
+    let mut store = ignoring_timeouts().open(&config).unwrap();
+    proxy.push_n(Fault::Delay(Duration::from_secs(30)), 2);
+    let message = timeout_within(Duration::from_secs(8), || store.get("k"));
+    assert!(
+        message.starts_with(
+            "waiting for the response headers: none within connect-timeout-ms + \
+             first-byte-timeout-ms (1000 + 400)"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_operation_timeout_ends_a_request_that_is_still_making_progress() {
+    let proxy = FaultProxy::start(upstream());
+    let value = vec![7u8; 10_000];
+    let mut config = config_through(&proxy, "operation-deadline");
+    // Each phase would wait 20 s; the operation allows 1.5 s, retries included.
+    config.first_byte_timeout_ms = Some(20_000);
+    config.between_bytes_timeout_ms = Some(20_000);
+    config.operation_timeout_ms = Some(1_500);
+    config.max_attempts = Some(5);
+    runtime().open(&config).unwrap().set("k", &value).unwrap();
+    for host in [runtime(), ignoring_timeouts()] {
+        let mut store = host.open(&config).unwrap();
+        proxy.push(Fault::StallBody {
+            after: 100,
+            stall: Duration::from_secs(30),
+        });
+        let message = timeout_within(Duration::from_secs(5), || store.get("k"));
+        assert!(
+            message.starts_with(
+                "the operation took longer than operation-timeout-ms (1500) while reading the \
+                 response body ("
+            ) && message.contains("operation timeout reached"),
+            "{message}"
+        );
+        proxy.push(Fault::Delay(Duration::from_secs(30)));
+        let message = timeout_within(Duration::from_secs(5), || store.get("k"));
+        assert!(
+            message.starts_with(
+                "the operation took longer than operation-timeout-ms (1500) while waiting for \
+                 the response headers"
+            ),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn a_batch_ends_in_time_on_a_host_that_ignores_timeouts() {
+    let proxy = FaultProxy::start(upstream());
+    let mut config = config_through(&proxy, "batch-deadlines");
+    config.max_attempts = Some(2);
+    let keys = ["a", "b", "c", "d"];
+    let value = vec![3u8; 20_000];
+    runtime()
+        .open(&config)
+        .unwrap()
+        .set_many(&keys.map(|k| (k, value.clone())))
+        .unwrap()
+        .into_iter()
+        .for_each(|r| r.unwrap());
+    let mut store = ignoring_timeouts().open(&config).unwrap();
+    // One of the four stalls mid-body (whichever arrives first): its retry brings the value.
+    proxy.push(Fault::StallBody {
+        after: 1_000,
+        stall: Duration::from_secs(30),
+    });
+    let started = Instant::now();
+    let values = store.get_many(&keys).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    for (key, result) in keys.iter().zip(values) {
+        assert_eq!(result.unwrap().as_deref(), Some(&value[..]), "{key}");
+    }
+    // Every one silent, retries too: each ends in its own timeout, none hangs.
+    proxy.push_n(Fault::Delay(Duration::from_secs(30)), 8);
+    let started = Instant::now();
+    let values = store.get_many(&keys).unwrap();
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+    for (key, result) in keys.iter().zip(values) {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, Error::Store(StoreError::Timeout(m)) if m.starts_with("waiting for the response headers")),
+            "{key}: {err}"
+        );
+    }
+    report(&format!(
+        "4 silent gets in one batch, 2 attempts each: {elapsed:.2?}"
+    ));
 }
 
 #[test]

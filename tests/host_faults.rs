@@ -37,7 +37,7 @@ fn upstream() -> SocketAddr {
 /// The faults, each with the error kind it must end in.
 fn faults() -> [(&'static str, Fault, &'static str); 3] {
     [
-        ("stall-body", Fault::StallBody(1_000), "timeout"),
+        ("stall-body", Fault::StallBodyUntilClosed(1_000), "timeout"),
         ("truncate-body", Fault::TruncateBody, "transport"),
         ("silent", Fault::Silent, "timeout"),
     ]

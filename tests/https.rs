@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use s3_result_store_host::{
     ConfigInput, Error, ResultStore, Runtime, StoreError, default_component_path,
 };
+use s3_result_store_tests::fault_proxy::{Fault, FaultProxy};
 use s3_result_store_tests::tls_relay::{TestCa, TlsRelay};
 // The host's TLS is under test, not the S3 server: always the embedded one behind the relay.
 use s3_result_store_tests::{embedded_server as server, report, unique_prefix};
@@ -145,6 +146,49 @@ fn large_values_round_trip_over_https() {
         result.unwrap();
     }
     assert_eq!(store.get("b").unwrap().as_deref(), Some(&b"22"[..]));
+}
+
+/// Over TLS a `set`'s body goes unsigned, protected by a digest the server checks: a signed
+/// Content-MD5 as well as its CRC32C until the server has shown it takes the CRC, the CRC
+/// alone after, and the MD5 alone for a server that does not (the proxy behind the TLS front
+/// hiding checksums from its answers, as such a server answers).
+#[test]
+fn https_sets_carry_the_crc_alone_once_the_server_has_shown_it_takes_it() {
+    let ca = TestCa::new("s3-result-store test CA");
+    let proxy = FaultProxy::start(upstream());
+    let relay = TlsRelay::start(proxy.addr(), &ca, &[HOST]);
+    let runtime = runtime(false, Some(&ca));
+    let endpoint = format!("https://{HOST}:{}", relay.port());
+    let value = b"hello";
+    let crc = "mnG7TA==";
+    let md5 = "XUFAKrxLKna5cZ2REBfFkg==";
+
+    let mut store = runtime
+        .open(&config(endpoint.clone(), "https-crc"))
+        .unwrap();
+    store.set("k", value).unwrap();
+    store.set("k", value).unwrap();
+    assert_eq!(store.get("k").unwrap().as_deref(), Some(&value[..]));
+    proxy.push_n(Fault::HideChecksums { corrupt: false }, 2);
+    let mut hidden = runtime.open(&config(endpoint, "https-no-crc")).unwrap();
+    hidden.set("k", value).unwrap();
+    hidden.set("k", value).unwrap();
+
+    let seen = proxy.stats().seen;
+    let puts: Vec<_> = seen.iter().filter(|s| s.method == "PUT").collect();
+    let headers = |i: usize| {
+        let put = puts[i];
+        (
+            put.header("x-amz-checksum-crc32c"),
+            put.header("content-md5"),
+            put.header("x-amz-content-sha256"),
+        )
+    };
+    let unsigned = Some("UNSIGNED-PAYLOAD");
+    assert_eq!(headers(0), (Some(crc), Some(md5), unsigned));
+    assert_eq!(headers(1), (Some(crc), None, unsigned));
+    assert_eq!(headers(2), (Some(crc), Some(md5), unsigned));
+    assert_eq!(headers(3), (None, Some(md5), unsigned));
 }
 
 #[test]

@@ -1,16 +1,19 @@
-//! `http::Request` in, `wasi:http/outgoing-handler` call, complete response out. Nothing else.
+//! `http::Request` in, `wasi:http/outgoing-handler` call, complete response out, never past
+//! the deadlines of `crate::deadline` whatever the host does with the timeouts it is given.
 
 use std::time::Duration;
 
+use wasi::clocks::monotonic_clock::{self, subscribe_instant};
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
-    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, Method, OutgoingBody, OutgoingRequest,
-    RequestOptions, Scheme,
+    ErrorCode, Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody,
+    OutgoingRequest, RequestOptions, Scheme,
 };
-use wasi::io::poll::Pollable;
-use wasi::io::streams::{OutputStream, StreamError};
+use wasi::io::poll::{Pollable, poll};
+use wasi::io::streams::{InputStream, OutputStream, StreamError};
 
 use crate::config::TransportLimits;
+use crate::deadline::{Deadline, Phase, RequestClock};
 use crate::error::Error;
 use crate::response::Response;
 use crate::store::Transport;
@@ -27,10 +30,23 @@ impl Transport for WasiHttp {
         limits: &TransportLimits,
     ) -> Result<Response, Error> {
         let started = start(request, limits)?;
-        // The request has only just been handed over, so its response cannot be there yet:
-        // waiting before the first `get` saves a host call that would find nothing.
-        started.future.subscribe().block();
-        finish(&started, limits)
+        if let Err(e @ Error::Timeout(_)) = &started.written {
+            return Err(e.clone());
+        }
+        let deadline = started.head_deadline();
+        let ready = started.future.subscribe();
+        let timer = subscribe_instant(nanos(deadline.at));
+        loop {
+            // The request has only just been handed over, so its response cannot be there
+            // yet: waiting before the first `get` saves a host call that would find nothing.
+            poll(&[&ready, &timer]);
+            if let Some(response) = take_response(&started, limits) {
+                return response;
+            }
+            if now() >= deadline.at {
+                return Err(started.head_expired(&deadline));
+            }
+        }
     }
 
     /// Every request is handed to the host before any response is awaited, so they travel
@@ -44,24 +60,46 @@ impl Transport for WasiHttp {
             requests.iter().map(|r| start(r, limits)).collect();
         let mut results: Vec<Option<Result<Response, Error>>> = started
             .iter()
-            .map(|s| s.as_ref().err().map(|e| Err(e.clone())))
+            .map(|s| match s {
+                Err(e) => Some(Err(e.clone())),
+                Ok(s) => match &s.written {
+                    Err(e @ Error::Timeout(_)) => Some(Err(e.clone())),
+                    _ => None,
+                },
+            })
             .collect();
         loop {
-            let pending: Vec<(usize, Pollable)> = started
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| results[*i].is_none())
-                .filter_map(|(i, s)| Some((i, s.as_ref().ok()?.future.subscribe())))
-                .collect();
+            let now = now();
+            let mut earliest = Duration::MAX;
+            let mut pending: Vec<(usize, Pollable)> = Vec::new();
+            for (index, started) in started.iter().enumerate() {
+                let Ok(s) = started else { continue };
+                if results[index].is_some() {
+                    continue;
+                }
+                let deadline = s.head_deadline();
+                if now >= deadline.at {
+                    // Reading another response's body may have taken us past this one's
+                    // deadline while its answer was already in.
+                    results[index] = Some(
+                        take_response(s, limits).unwrap_or_else(|| Err(s.head_expired(&deadline))),
+                    );
+                    continue;
+                }
+                earliest = earliest.min(deadline.at);
+                pending.push((index, s.future.subscribe()));
+            }
             if pending.is_empty() {
                 break;
             }
-            let pollables: Vec<&Pollable> = pending.iter().map(|(_, p)| p).collect();
-            for ready in wasi::io::poll::poll(&pollables) {
+            let timer = subscribe_instant(nanos(earliest));
+            let mut pollables: Vec<&Pollable> = pending.iter().map(|(_, p)| p).collect();
+            pollables.push(&timer);
+            for ready in poll(&pollables) {
                 if let Some((index, _)) = pending.get(ready as usize)
                     && let Ok(s) = &started[*index]
                 {
-                    results[*index] = Some(finish(s, limits));
+                    results[*index] = take_response(s, limits);
                 }
             }
         }
@@ -78,6 +116,23 @@ struct Started {
     written: Result<(), Error>,
     /// A HEAD response's Content-Length is the object's, not its (empty) body's.
     head: bool,
+    clock: RequestClock,
+    /// When the whole body had been handed over (the start, for a request without one).
+    sent_at: Duration,
+}
+
+impl Started {
+    fn head_deadline(&self) -> Deadline {
+        self.clock.deadline(Phase::AwaitingHead, self.sent_at)
+    }
+
+    /// No answer by `deadline`: a failed write says more, if there was one.
+    fn head_expired(&self, deadline: &Deadline) -> Error {
+        match &self.written {
+            Err(e) => e.clone(),
+            Ok(()) => self.clock.expired(deadline, 0),
+        }
+    }
 }
 
 fn start(request: &http::Request<Vec<u8>>, limits: &TransportLimits) -> Result<Started, Error> {
@@ -93,34 +148,42 @@ fn start(request: &http::Request<Vec<u8>>, limits: &TransportLimits) -> Result<S
                 .map_err(|()| Error::Transport("the request body was already taken".into()))?,
         )
     };
+    let clock = RequestClock::start(now(), limits);
     // `handle` must come before the body is written: a body larger than the host's
     // buffer blocks forever otherwise.
     let future = outgoing_handler::handle(outgoing, Some(request_options(limits)))
-        .map_err(|e| http_error(&e))?;
-    let written = match outgoing_body {
-        None => Ok(()),
-        Some(body) => write_body(&body, request.body())
-            .and_then(|()| OutgoingBody::finish(body, None).map_err(|e| http_error(&e))),
+        .map_err(|e| http_error(&e, limits))?;
+    let (written, sent_at) = match outgoing_body {
+        None => (Ok(()), clock.started()),
+        Some(body) => {
+            let written = write_body(&body, request.body(), &clock).and_then(|()| {
+                OutgoingBody::finish(body, None).map_err(|e| http_error(&e, limits))
+            });
+            (written, now())
+        }
     };
     let head = request.method() == http::Method::HEAD;
     Ok(Started {
         future,
         written,
         head,
+        clock,
+        sent_at,
     })
 }
 
-fn finish(started: &Started, limits: &TransportLimits) -> Result<Response, Error> {
+/// The response, if the host has it (or has failed it).
+fn take_response(started: &Started, limits: &TransportLimits) -> Option<Result<Response, Error>> {
+    let incoming = started.future.get()?;
     // A server may answer (403, 503) before reading the whole body; its answer says more
     // than the broken pipe does.
-    match (
-        wait(&started.future, limits.max_body_bytes, started.head),
-        &started.written,
-    ) {
-        (Ok(response), _) => Ok(response),
-        (Err(_), Err(write_error)) => Err(write_error.clone()),
-        (Err(e), Ok(())) => Err(e),
-    }
+    Some(
+        match (read_response(incoming, started, limits), &started.written) {
+            (Ok(response), _) => Ok(response),
+            (Err(_), Err(write_error)) => Err(write_error.clone()),
+            (Err(e), Ok(())) => Err(e),
+        },
+    )
 }
 
 fn outgoing_request(parts: &http::Request<Vec<u8>>) -> Result<OutgoingRequest, Error> {
@@ -173,52 +236,60 @@ fn outgoing_request(parts: &http::Request<Vec<u8>>) -> Result<OutgoingRequest, E
 
 fn request_options(limits: &TransportLimits) -> RequestOptions {
     let options = RequestOptions::new();
-    let nanos = |d: Duration| d.as_nanos().try_into().unwrap_or(u64::MAX);
-    // A host may not support a given timeout; it then applies its own.
+    // A host may not support a given timeout, or apply it its own way; the transport's own
+    // deadlines hold either way.
     let _ = options.set_connect_timeout(Some(nanos(limits.connect_timeout)));
     let _ = options.set_first_byte_timeout(Some(nanos(limits.first_byte_timeout)));
     let _ = options.set_between_bytes_timeout(Some(nanos(limits.between_bytes_timeout)));
     options
 }
 
-fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), Error> {
-    if bytes.is_empty() {
-        return Ok(());
-    }
+fn write_body(body: &OutgoingBody, bytes: &[u8], clock: &RequestClock) -> Result<(), Error> {
     let stream = body
         .write()
         .map_err(|()| Error::Transport("the request body stream was already taken".into()))?;
-    let result = write_all(&stream, bytes);
+    let result = write_all(&stream, bytes, clock);
     drop(stream);
     result
 }
 
-fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), Error> {
+fn write_all(stream: &OutputStream, mut bytes: &[u8], clock: &RequestClock) -> Result<(), Error> {
+    let mut waiter = Waiter::new(clock, Phase::SendingBody, Some(clock.started()));
+    let ready = stream.subscribe();
+    let mut sent = 0u64;
+    let failed = |e, waiter: &Waiter, sent| waiter.failure(e, sent);
     while !bytes.is_empty() {
-        let permitted = stream.check_write().map_err(stream_error)?;
+        let permitted = stream.check_write().map_err(|e| failed(e, &waiter, sent))?;
         if permitted == 0 {
-            stream.subscribe().block();
+            waiter.wait(&ready, sent)?;
             continue;
         }
         let n = usize::try_from(permitted)
             .unwrap_or(usize::MAX)
             .min(bytes.len());
-        stream.write(&bytes[..n]).map_err(stream_error)?;
+        stream
+            .write(&bytes[..n])
+            .map_err(|e| failed(e, &waiter, sent))?;
         bytes = &bytes[n..];
+        sent += n as u64;
+        waiter.moved();
     }
-    stream.blocking_flush().map_err(stream_error)
+    // The flush is done once the stream takes writes again.
+    stream.flush().map_err(|e| failed(e, &waiter, sent))?;
+    while stream.check_write().map_err(|e| failed(e, &waiter, sent))? == 0 {
+        waiter.wait(&ready, sent)?;
+    }
+    Ok(())
 }
 
-fn wait(future: &FutureIncomingResponse, max_body: u64, head: bool) -> Result<Response, Error> {
-    let incoming = loop {
-        match future.get() {
-            Some(result) => break result,
-            None => future.subscribe().block(),
-        }
-    };
+fn read_response(
+    incoming: Result<Result<IncomingResponse, ErrorCode>, ()>,
+    started: &Started,
+    limits: &TransportLimits,
+) -> Result<Response, Error> {
     let response = incoming
         .map_err(|()| Error::Transport("the response was already taken".into()))?
-        .map_err(|e| http_error(&e))?;
+        .map_err(|e| http_error(&e, limits))?;
     let status = response.status();
     let mut headers = http::HeaderMap::new();
     for (name, value) in response.headers().entries() {
@@ -230,10 +301,11 @@ fn wait(future: &FutureIncomingResponse, max_body: u64, head: bool) -> Result<Re
             headers.append(name, value);
         }
     }
+    let max_body = limits.max_body_bytes;
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .filter(|_| !head);
+        .filter(|_| !started.head);
     if let Some(declared) = declared
         && declared > max_body
     {
@@ -242,14 +314,18 @@ fn wait(future: &FutureIncomingResponse, max_body: u64, head: bool) -> Result<Re
     let body = response
         .consume()
         .map_err(|()| Error::Transport("the response body was already taken".into()))?;
-    let bytes = read_body(&body, declared, max_body)?;
+    let stream = body
+        .stream()
+        .map_err(|()| Error::Transport("the response body stream was already taken".into()))?;
+    let bytes = read_body(&stream, declared, max_body, &started.clock);
+    drop(stream);
     // Dropped rather than finished: S3 sends no trailers, and `finish` would cost two host
     // calls (it and the future-trailers it returns).
     drop(body);
     Ok(Response {
         status,
         headers,
-        body: bytes,
+        body: bytes?,
     })
 }
 
@@ -259,56 +335,125 @@ fn too_large(bytes: u64, max_body: u64) -> Error {
     ))
 }
 
-fn read_body(body: &IncomingBody, declared: Option<u64>, max_body: u64) -> Result<Vec<u8>, Error> {
-    let stream = body
-        .stream()
-        .map_err(|()| Error::Transport("the response body stream was already taken".into()))?;
+fn read_body(
+    stream: &InputStream,
+    declared: Option<u64>,
+    max_body: u64,
+    clock: &RequestClock,
+) -> Result<Vec<u8>, Error> {
     // Content-Length sizes the allocation (already bounded by max_body); the length actually
     // received is checked against it later.
     let mut bytes = Vec::with_capacity(usize::try_from(declared.unwrap_or(0)).unwrap_or(0));
-    let result = loop {
+    // The head has just arrived: the body's time runs from the first wait.
+    let mut waiter = Waiter::new(clock, Phase::ReadingBody, None);
+    let mut ready: Option<Pollable> = None;
+    loop {
+        let received = bytes.len() as u64;
         // All that was declared is in: the host has read the body to its end, so asking for
         // the end of the stream as well would only cost another read and wait.
-        if declared.is_some_and(|declared| declared > 0 && bytes.len() as u64 == declared) {
-            break Ok(bytes);
+        if declared.is_some_and(|declared| declared > 0 && received == declared) {
+            return Ok(bytes);
         }
-        match stream.blocking_read(READ_CHUNK) {
-            Ok(chunk) if (bytes.len() + chunk.len()) as u64 > max_body => {
-                break Err(too_large((bytes.len() + chunk.len()) as u64, max_body));
+        match stream.read(READ_CHUNK) {
+            Ok(chunk) if chunk.is_empty() => {
+                waiter.wait(ready.get_or_insert_with(|| stream.subscribe()), received)?;
             }
-            Ok(chunk) => bytes.extend_from_slice(&chunk),
-            Err(StreamError::Closed) => break Ok(bytes),
-            Err(e) => break Err(stream_error(e)),
+            Ok(chunk) if received + chunk.len() as u64 > max_body => {
+                return Err(too_large(received + chunk.len() as u64, max_body));
+            }
+            Ok(chunk) => {
+                bytes.extend_from_slice(&chunk);
+                waiter.moved();
+            }
+            Err(StreamError::Closed) => return Ok(bytes),
+            Err(e) => return Err(waiter.failure(e, received)),
         }
-    };
-    drop(stream);
-    result
-}
-
-fn stream_error(e: StreamError) -> Error {
-    match e {
-        StreamError::Closed => Error::Transport("the connection closed early".into()),
-        StreamError::LastOperationFailed(io) => match wasi::http::types::http_error_code(&io) {
-            Some(code) => http_error(&code),
-            // wasmtime reports a stalled body as a stream error without the error code
-            // ("connection read timeout"): a timeout all the same.
-            None => {
-                let message = io.to_debug_string();
-                if message.to_ascii_lowercase().contains("timeout") {
-                    Error::Timeout(format!("reading the response body: {message}"))
-                } else {
-                    Error::Transport(message)
-                }
-            }
-        },
     }
 }
 
-fn http_error(code: &ErrorCode) -> Error {
+/// Waits for a stream, never past its phase's deadline, whatever the host does with timeouts.
+struct Waiter<'a> {
+    clock: &'a RequestClock,
+    phase: Phase,
+    /// When the stream last moved; `None` once it has moved since the last wait, which then
+    /// reads the clock (one reading per wait rather than one per chunk).
+    progress: Option<Duration>,
+    timer: Option<(Duration, Pollable)>,
+}
+
+impl<'a> Waiter<'a> {
+    fn new(clock: &'a RequestClock, phase: Phase, progress: Option<Duration>) -> Self {
+        Waiter {
+            clock,
+            phase,
+            progress,
+            timer: None,
+        }
+    }
+
+    fn moved(&mut self) {
+        self.progress = None;
+    }
+
+    /// Returns when `ready` is, or the deadline has come (the next wait then fails).
+    fn wait(&mut self, ready: &Pollable, bytes: u64) -> Result<(), Error> {
+        let now = now();
+        let since = *self.progress.get_or_insert(now);
+        let deadline = self.clock.deadline(self.phase, since);
+        if now >= deadline.at {
+            return Err(self.clock.expired(&deadline, bytes));
+        }
+        let timer = match &self.timer {
+            Some((at, timer)) if *at == deadline.at => timer,
+            _ => {
+                let timer = subscribe_instant(nanos(deadline.at));
+                &self.timer.insert((deadline.at, timer)).1
+            }
+        };
+        poll(&[ready, timer]);
+        Ok(())
+    }
+
+    fn failure(&self, e: StreamError, bytes: u64) -> Error {
+        match e {
+            StreamError::Closed => Error::Transport(match self.phase {
+                Phase::SendingBody => format!(
+                    "the connection closed while sending the request body ({bytes} bytes sent)"
+                ),
+                _ => "the connection closed early".into(),
+            }),
+            // Only the host's words, not `wasi:http/types#http-error-code`: jco's shims throw
+            // from that function (a trap in the guest) for errors they did not make.
+            StreamError::LastOperationFailed(io) => {
+                let now = now();
+                let progress = self.progress.unwrap_or(now);
+                self.clock
+                    .body_failure(self.phase, &io.to_debug_string(), now, progress, bytes)
+            }
+        }
+    }
+}
+
+fn now() -> Duration {
+    Duration::from_nanos(monotonic_clock::now())
+}
+
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos().try_into().unwrap_or(u64::MAX)
+}
+
+fn http_error(code: &ErrorCode, limits: &TransportLimits) -> Error {
+    let ms = |d: Duration| d.as_millis();
     match code {
-        ErrorCode::ConnectionTimeout => Error::Timeout("connecting to the server".into()),
+        ErrorCode::ConnectionTimeout => Error::Timeout(format!(
+            "connecting to the server: not within connect-timeout-ms ({})",
+            ms(limits.connect_timeout)
+        )),
         ErrorCode::ConnectionReadTimeout | ErrorCode::HttpResponseTimeout => {
-            Error::Timeout("waiting for the server's response".into())
+            Error::Timeout(format!(
+                "waiting for the response headers: none within first-byte-timeout-ms ({})",
+                ms(limits.first_byte_timeout)
+            ))
         }
         ErrorCode::ConnectionWriteTimeout => Error::Timeout("sending the request".into()),
         ErrorCode::DnsTimeout => Error::Timeout("resolving the server's name".into()),

@@ -230,7 +230,7 @@ fn signing_again_replaces_the_earlier_signature() {
 }
 
 #[test]
-fn over_tls_a_body_with_its_md5_is_sent_unsigned_and_otherwise_hashed() {
+fn over_tls_a_body_with_a_checked_digest_is_sent_unsigned_and_otherwise_hashed() {
     let payload = |uri: &str, md5: bool, body: &[u8]| {
         let mut builder = Request::put(uri);
         if md5 {
@@ -249,6 +249,16 @@ fn over_tls_a_body_with_its_md5_is_sent_unsigned_and_otherwise_hashed() {
     assert_eq!(payload("https://h/b/k", false, body), hashed);
     assert_eq!(payload("http://h/b/k", true, body), hashed);
     assert_eq!(payload("https://h/b/k", true, b""), EMPTY_SHA256);
+    // A flexible checksum the server checks does as well as Content-MD5.
+    let mut request = Request::put("https://h/b/k")
+        .header("x-amz-checksum-crc32c", "mnG7TA==")
+        .body(body.to_vec())
+        .unwrap();
+    sign_example(&mut request);
+    assert_eq!(
+        request.headers()["x-amz-content-sha256"],
+        "UNSIGNED-PAYLOAD"
+    );
 }
 
 #[test]

@@ -17,15 +17,18 @@ struct Script {
     sent: RefCell<Vec<http::Request<Vec<u8>>>>,
     /// Sizes of the batches handed to `send_all`.
     rounds: RefCell<Vec<usize>>,
+    /// The operation deadline each request was sent with.
+    deadlines: RefCell<Vec<Option<OperationDeadline>>>,
 }
 
 impl Transport for &Script {
     fn send(
         &self,
         request: &http::Request<Vec<u8>>,
-        _limits: &TransportLimits,
+        limits: &TransportLimits,
     ) -> Result<Response, Error> {
         self.sent.borrow_mut().push(request.clone());
+        self.deadlines.borrow_mut().push(limits.operation);
         self.answers
             .borrow_mut()
             .pop_front()
@@ -114,6 +117,31 @@ fn a_transient_failure_is_retried_after_a_jittered_wait() {
             "4c94485e0c21ae6c41ce1dfe7b6bfaceea5ab68e40a2476f50208e526f506080"
         );
     }
+}
+
+#[test]
+fn every_attempt_carries_the_operation_deadline_from_its_start() {
+    let s = script(vec![Ok(status(503, "SlowDown")), Ok(status(200, ""))]);
+    let sys = FakeSystem::default();
+    sys.elapsed.set(Duration::from_secs(40));
+    let store = Store::new(config(|c| c.operation_timeout_ms = Some(9_000)), &s, &sys);
+    store.get("k").unwrap();
+    let expected = Some(OperationDeadline {
+        at: Duration::from_secs(49),
+        timeout: Duration::from_secs(9),
+    });
+    // The retry, after a back-off, still ends where the operation does.
+    assert_eq!(*s.deadlines.borrow(), vec![expected, expected]);
+    // A batch's round starts its own.
+    sys.elapsed.set(Duration::from_secs(100));
+    store.get_many(&["a", "b"]);
+    let deadlines = s.deadlines.borrow();
+    assert_eq!(deadlines[2..].len(), 2);
+    assert!(
+        deadlines[2..]
+            .iter()
+            .all(|d| d.is_some_and(|d| d.at == Duration::from_secs(109)))
+    );
 }
 
 #[test]
@@ -371,6 +399,25 @@ fn get_many_answers_each_key_in_order_retrying_only_the_failed() {
             "/results/c"
         ]
     );
+}
+
+#[test]
+fn a_batch_rounds_attempt_counts_toward_max_attempts() {
+    let s = script(vec![
+        Ok(status(503, "SlowDown")),
+        Ok(status(503, "SlowDown")),
+        Ok(status(503, "SlowDown")),
+    ]);
+    let sys = FakeSystem::default();
+    let store = Store::new(config(|c| c.max_attempts = Some(2)), &s, &sys);
+    let results = store.get_many(&["a"]);
+    // The round's request and one retry: two attempts, as for a single get.
+    assert_eq!(s.sent.borrow().len(), 2);
+    assert!(
+        matches!(&results[0], Err(Error::S3(info)) if info.code == "SlowDown"),
+        "{results:?}"
+    );
+    assert!(format!("{}", results[0].as_ref().unwrap_err()).contains("2 attempts"));
 }
 
 #[test]

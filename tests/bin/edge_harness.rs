@@ -19,7 +19,8 @@
 //!
 //! Fault kinds: `refuse`, `reset-mid-request`, `reset-mid-response`, `slow-down`,
 //! `internal-error`, `delay` (`ms`), `truncate-body`, `corrupt-body`, `corrupt-request-body`,
-//! `html-error`, `oversized-error`, `not-http`, `stall-body` (`after` bytes), `silent`.
+//! `html-error`, `oversized-error`, `not-http`, `stall-body` (`after` bytes, then nothing until
+//! the client closes), `stall-body-for` (`after` bytes, nothing for `ms`, then the rest), `silent`.
 //!
 //! It runs until SIGTERM or SIGINT, or with `--until-stdin-closes` until its stdin ends (so a
 //! test process that dies takes it along).
@@ -309,6 +310,7 @@ fn parse_faults(body: &[u8]) -> Result<(Fault, usize), String> {
             .and_then(Value::as_u64)
             .ok_or_else(|| format!("{spec}: needs a number `{name}`"))
     };
+    let after = || usize::try_from(number("after")?).map_err(|_| "`after` is too large".to_owned());
     let kind = spec
         .get("fault")
         .and_then(Value::as_str)
@@ -326,9 +328,11 @@ fn parse_faults(body: &[u8]) -> Result<(Fault, usize), String> {
         "html-error" => Fault::HtmlError,
         "oversized-error" => Fault::OversizedError,
         "not-http" => Fault::NotHttp,
-        "stall-body" => Fault::StallBody(
-            usize::try_from(number("after")?).map_err(|_| "`after` is too large".to_owned())?,
-        ),
+        "stall-body" => Fault::StallBodyUntilClosed(after()?),
+        "stall-body-for" => Fault::StallBody {
+            after: after()?,
+            stall: Duration::from_millis(number("ms")?),
+        },
         "silent" => Fault::Silent,
         other => return Err(format!("unknown fault {other:?}")),
     };

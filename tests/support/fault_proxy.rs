@@ -58,6 +58,12 @@ pub enum Fault {
     InternalError,
     /// Forward, then wait this long before answering (to exceed the client's first-byte timeout).
     Delay(Duration),
+    /// Forward; send the head and the first `after` bytes of the body, then nothing for
+    /// `stall`, then the rest: a server (or network) that stops part-way through a body.
+    StallBody { after: usize, stall: Duration },
+    /// Forward; drop every `x-amz-checksum-*` header from the answer, as a server that does
+    /// not know S3's flexible checksums answers; with `corrupt`, flip one bit of the body too.
+    HideChecksums { corrupt: bool },
     /// Forward; send the head unchanged (Content-Length intact) and at most half of the body,
     /// then close normally (FIN).
     TruncateBody,
@@ -74,7 +80,7 @@ pub enum Fault {
     NotHttp,
     /// Forward; send the response head and the first this many bytes of the body, then nothing
     /// more: the connection stays open until the client closes it (see [`Stats::held`]).
-    StallBody(usize),
+    StallBodyUntilClosed(usize),
     /// Read the request and never answer: a server that accepted and went silent. The
     /// connection stays open until the client closes it; upstream is not contacted.
     Silent,
@@ -90,13 +96,15 @@ impl Fault {
             Fault::SlowDown => "SlowDown",
             Fault::InternalError => "InternalError",
             Fault::Delay(_) => "Delay",
+            Fault::StallBody { .. } => "StallBody",
+            Fault::HideChecksums { .. } => "HideChecksums",
             Fault::TruncateBody => "TruncateBody",
             Fault::CorruptBody => "CorruptBody",
             Fault::CorruptRequestBody => "CorruptRequestBody",
             Fault::HtmlError => "HtmlError",
             Fault::OversizedError => "OversizedError",
             Fault::NotHttp => "NotHttp",
-            Fault::StallBody(_) => "StallBody",
+            Fault::StallBodyUntilClosed(_) => "StallBodyUntilClosed",
             Fault::Silent => "Silent",
         }
     }
@@ -114,7 +122,10 @@ pub struct Stats {
     pub faults: u64,
     /// Faults by [`Fault::kind`].
     pub by_kind: BTreeMap<&'static str, u64>,
-    /// The connections held open by [`Fault::StallBody`] and [`Fault::Silent`] that have ended,
+    /// Each request that was read, in arrival order: what the client really sent.
+    pub seen: Vec<Seen>,
+    /// The connections held open by [`Fault::StallBodyUntilClosed`] and [`Fault::Silent`] that
+    /// have ended,
     /// in the order they ended: how long after its arrival the client closed each (or
     /// [`HOLD_LIMIT`], when it never did). Where a client gives up, seen from the server.
     pub held: Vec<Held>,
@@ -127,6 +138,24 @@ pub struct Held {
     pub for_: Duration,
     /// False when the client still had it open at [`HOLD_LIMIT`].
     pub closed_by_client: bool,
+}
+
+/// A request as the proxy read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub method: String,
+    /// Names in lower case, with their values.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    /// The value of `name` (lower case), if the request had it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl Stats {
@@ -306,16 +335,7 @@ async fn accept_loop(
                     let fault = lock(&schedule).next();
                     let schedule = Arc::clone(&schedule);
                     tokio::spawn(async move {
-                        let arrived = Instant::now();
-                        let mut held = None;
-                        let _ = serve(client, upstream, fault.clone(), &mut held).await;
-                        if let (Some(closed_by_client), Some(fault)) = (held, fault) {
-                            lock(&schedule).stats.held.push(Held {
-                                kind: fault.kind(),
-                                for_: arrived.elapsed(),
-                                closed_by_client,
-                            });
-                        }
+                        let _ = serve(client, upstream, fault, &schedule).await;
                     });
                 }
                 // Out of descriptors and the like: back off instead of spinning.
@@ -325,14 +345,13 @@ async fn accept_loop(
     }
 }
 
-/// Serves one connection; `held` is set, for a connection held open by the fault, to whether
-/// the client closed it before [`HOLD_LIMIT`].
 async fn serve(
     mut client: TcpStream,
     upstream: SocketAddr,
     fault: Option<Fault>,
-    held: &mut Option<bool>,
+    schedule: &Mutex<Schedule>,
 ) -> io::Result<()> {
+    let arrived = Instant::now();
     let _ = client.set_nodelay(true);
     if fault == Some(Fault::Refuse) {
         return reset(client);
@@ -354,7 +373,10 @@ async fn serve(
         return reset(client);
     }
     let request = match parse_request(&buf[..head_end]) {
-        Ok(request) => request,
+        Ok(request) => {
+            lock(schedule).stats.seen.push(seen(&buf[..head_end]));
+            request
+        }
         Err(error) => {
             let _ = send_and_close(client, &simple(400, "Bad Request", false)).await;
             return Err(error);
@@ -380,7 +402,7 @@ async fn serve(
         return send_and_close(client, &answer).await;
     }
     if fault == Some(Fault::Silent) {
-        *held = Some(hold(client).await);
+        hold(client, "Silent", arrived, schedule).await;
         return Ok(());
     }
 
@@ -409,8 +431,24 @@ async fn serve(
             tokio::time::sleep(delay).await;
             send_and_close(client, &response).await
         }
+        Some(Fault::StallBody { after, stall }) => {
+            let split = body_start + after.min(body_len);
+            client.write_all(&response[..split]).await?;
+            client.flush().await?;
+            tokio::time::sleep(stall).await;
+            send_and_close(client, &response[split..]).await
+        }
         Some(Fault::TruncateBody) => {
             send_and_close(client, &response[..body_start + body_len / 2]).await
+        }
+        Some(Fault::HideChecksums { corrupt }) => {
+            let mut answer = without_headers(&response[..body_start], b"x-amz-checksum-");
+            let body_at = answer.len();
+            answer.extend_from_slice(&response[body_start..]);
+            if corrupt && body_len > 0 {
+                answer[body_at + body_len / 2] ^= 0x01;
+            }
+            send_and_close(client, &answer).await
         }
         Some(Fault::CorruptBody) => {
             let mut response = response;
@@ -420,12 +458,12 @@ async fn serve(
             }
             send_and_close(client, &response).await
         }
-        Some(Fault::StallBody(after)) => {
+        Some(Fault::StallBodyUntilClosed(after)) => {
             client
                 .write_all(&response[..body_start + after.min(body_len)])
                 .await?;
             client.flush().await?;
-            *held = Some(hold(client).await);
+            hold(client, "StallBodyUntilClosed", arrived, schedule).await;
             Ok(())
         }
         Some(Fault::ResetMidResponse) => {
@@ -543,10 +581,10 @@ async fn send_and_close(mut client: TcpStream, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Keeps the connection open, sending nothing, until the client closes it (true) or
-/// [`HOLD_LIMIT`] passes (false). Whatever the client still sends is read and dropped.
-async fn hold(mut client: TcpStream) -> bool {
-    timeout(HOLD_LIMIT, async {
+/// Keeps the connection open, sending nothing, until the client closes it or [`HOLD_LIMIT`]
+/// passes, and records which in [`Stats::held`]. Whatever the client still sends is dropped.
+async fn hold(mut client: TcpStream, kind: &'static str, arrived: Instant, schedule: &Mutex<Schedule>) {
+    let closed_by_client = timeout(HOLD_LIMIT, async {
         let mut chunk = [0u8; 4096];
         while let Ok(n) = client.read(&mut chunk).await {
             if n == 0 {
@@ -555,7 +593,12 @@ async fn hold(mut client: TcpStream) -> bool {
         }
     })
     .await
-    .is_ok()
+    .is_ok();
+    lock(schedule).stats.held.push(Held {
+        kind,
+        for_: arrived.elapsed(),
+        closed_by_client,
+    });
 }
 
 async fn within<T>(limit: Duration, work: impl Future<Output = io::Result<T>>) -> io::Result<T> {
@@ -702,6 +745,43 @@ fn connection_close(head: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(b"Connection: close\r\n\r\n");
     out
+}
+
+/// `head` without the header lines whose names start with `prefix` (lower case).
+fn without_headers(head: &[u8], prefix: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len());
+    for line in lines(head) {
+        let hidden = header(line).is_some_and(|(name, _)| {
+            name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix)
+        });
+        if !hidden {
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn seen(head: &[u8]) -> Seen {
+    let mut all = lines(head);
+    let request_line = all.next().unwrap_or_default();
+    let method = request_line
+        .split(|&b| b == b' ')
+        .next()
+        .unwrap_or_default();
+    Seen {
+        method: String::from_utf8_lossy(method).into_owned(),
+        headers: all
+            .filter_map(header)
+            .map(|(name, value)| {
+                (
+                    String::from_utf8_lossy(name).to_ascii_lowercase(),
+                    String::from_utf8_lossy(value).into_owned(),
+                )
+            })
+            .collect(),
+    }
 }
 
 struct Request {
@@ -1128,17 +1208,17 @@ mod tests {
     fn stall_body_sends_the_head_and_some_bytes_then_holds_until_the_client_closes() {
         let upstream = Upstream::start();
         let proxy = FaultProxy::start(upstream.addr);
-        proxy.push(Fault::StallBody(100));
+        proxy.push(Fault::StallBodyUntilClosed(100));
         let head_len = find_head_end(&upstream_response()).unwrap();
         let seen = read_until_quiet(&proxy, head_len + 100);
         assert_eq!(seen.len(), head_len + 100, "nothing past the 100th byte");
         assert_eq!(seen[..], upstream_response()[..head_len + 100]);
         let held = held_once(&proxy, 1);
-        assert_eq!(held[0].kind, "StallBody");
+        assert_eq!(held[0].kind, "StallBodyUntilClosed");
         assert!(held[0].closed_by_client);
         assert_eq!(upstream.hits(), 1);
         // Past the body's end, the whole answer and still no close.
-        proxy.push(Fault::StallBody(1 << 20));
+        proxy.push(Fault::StallBodyUntilClosed(1 << 20));
         let seen = read_until_quiet(&proxy, upstream_response().len());
         assert_eq!(seen, upstream_response());
         assert_eq!(held_once(&proxy, 2).len(), 2);

@@ -209,6 +209,28 @@ impl TestServer {
         keys
     }
 
+    /// What the server keeps of the object `key` besides its bytes, as an independent client
+    /// (boto3, HEAD with `ChecksumMode=ENABLED`) sees it: `ChecksumCRC32C`, `ETag`, ...
+    pub fn object_checksums(&self, key: &str) -> serde_json::Map<String, serde_json::Value> {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/object_checksums.py");
+        let output = Command::new(python())
+            .arg(script)
+            .env("ENDPOINT", &self.endpoint)
+            .env("REGION", &self.region)
+            .env("ACCESS_KEY_ID", &self.access_key_id)
+            .env("SECRET_ACCESS_KEY", &self.secret_access_key)
+            .env("BUCKET", &self.bucket)
+            .env("KEY", key)
+            .output()
+            .expect("run the boto3 HEAD script (is boto3 installed? see README)");
+        assert!(
+            output.status.success(),
+            "boto3 HEAD failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("the script prints a JSON object")
+    }
+
     /// Says by name that this server cannot run a test, so nothing is skipped silently.
     pub fn unsupported(&self, test: &str, why: &str) {
         // Written to the real stderr, past libtest's capture, so it shows in every run.

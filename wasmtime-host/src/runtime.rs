@@ -251,6 +251,15 @@ impl Runtime {
         self
     }
 
+    /// Whether the host applies the timeouts the component sets on each request (default:
+    /// yes). Off, this host acts as one that ignores them; the component's own deadlines
+    /// still end every operation in time. See [`PooledSender::with_request_timeouts`].
+    pub fn with_request_timeouts(mut self, on: bool) -> Runtime {
+        self.sender = self.sender.with_request_timeouts(on);
+        self.drivers = Mutex::default();
+        self
+    }
+
     /// Resolves `host_suffix` and every name under it to `ip` instead of asking DNS, e.g.
     /// `with_resolve("s3.garage.localhost", 127.0.0.1)` for virtual-hosted-style requests
     /// to `bucket.s3.garage.localhost`. See [`PooledSender::with_resolve`].

@@ -88,6 +88,9 @@ pub struct PooledSender {
 #[derive(Clone)]
 struct Shared {
     pooling: bool,
+    /// Whether the guest's request options (its timeouts) are applied; off, the sender acts
+    /// as a host that ignores them (wasmtime's 600 s defaults apply instead).
+    request_timeouts: bool,
     rules: Arc<[ResolveRule]>,
     /// Trusted for `https` besides the Mozilla roots.
     roots: Arc<[CertificateDer<'static>]>,
@@ -114,6 +117,7 @@ impl std::fmt::Debug for PooledSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PooledSender")
             .field("pooling", &self.shared.pooling)
+            .field("request_timeouts", &self.shared.request_timeouts)
             .field("rules", &self.shared.rules)
             .field("extra_roots", &self.shared.roots.len())
             .finish_non_exhaustive()
@@ -126,6 +130,7 @@ impl PooledSender {
         PooledSender {
             shared: Arc::new(Shared {
                 pooling: true,
+                request_timeouts: true,
                 rules: Arc::new([]),
                 roots: Arc::new([]),
                 client: OnceLock::new(),
@@ -138,6 +143,14 @@ impl PooledSender {
     /// a connection of its own, closed after the response, as with wasmtime's default sender.
     pub fn with_connection_pool(self, on: bool) -> PooledSender {
         self.configure(|shared| shared.pooling = on)
+    }
+
+    /// Whether the timeouts the guest sets in its request options are applied (default: yes).
+    /// Off, the sender behaves as a host that ignores them, as some do (jco's browser shim
+    /// ignores the between-bytes timeout): for showing that the component's own deadlines
+    /// hold there too.
+    pub fn with_request_timeouts(self, on: bool) -> PooledSender {
+        self.configure(|shared| shared.request_timeouts = on)
     }
 
     /// Resolves `host_suffix` and every name under it (`bucket.host_suffix`, ...) to `ip`
@@ -192,7 +205,10 @@ impl PooledSender {
     /// Whether this sender adds nothing to wasmtime's default one (no pool, no rules), so the
     /// default hooks can be used instead.
     pub fn is_default(&self) -> bool {
-        !self.shared.pooling && self.shared.rules.is_empty() && self.shared.roots.is_empty()
+        !self.shared.pooling
+            && self.shared.request_timeouts
+            && self.shared.rules.is_empty()
+            && self.shared.roots.is_empty()
     }
 
     /// How many HTTP requests the component has sent through this sender and its clones, every
@@ -269,6 +285,7 @@ impl PooledSender {
             if request.uri().authority().is_none() {
                 return Err(Error::HttpRequestUriInvalid);
             }
+            let options = options.filter(|_| sender.shared.request_timeouts);
             let limit = |pick: fn(&RequestOptions) -> Option<Duration>| {
                 options.as_ref().and_then(pick).unwrap_or(DEFAULT_TIMEOUT)
             };
