@@ -583,7 +583,12 @@ async fn send_and_close(mut client: TcpStream, bytes: &[u8]) -> io::Result<()> {
 
 /// Keeps the connection open, sending nothing, until the client closes it or [`HOLD_LIMIT`]
 /// passes, and records which in [`Stats::held`]. Whatever the client still sends is dropped.
-async fn hold(mut client: TcpStream, kind: &'static str, arrived: Instant, schedule: &Mutex<Schedule>) {
+async fn hold(
+    mut client: TcpStream,
+    kind: &'static str,
+    arrived: Instant,
+    schedule: &Mutex<Schedule>,
+) {
     let closed_by_client = timeout(HOLD_LIMIT, async {
         let mut chunk = [0u8; 4096];
         while let Ok(n) = client.read(&mut chunk).await {
