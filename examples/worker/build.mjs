@@ -8,7 +8,7 @@
 //     that every import in the Worker is relative, as workerd's module list and wrangler's
 //     bundler both resolve them;
 //   - the corrected http-error-code of the Node package (js/src/http-error-code.js).
-// Checks that config.capnp lists exactly the core modules jco wrote (Workers cannot compile
+// Checks that config.capnp and bench.capnp list exactly the core modules jco wrote (Workers cannot compile
 // Wasm from bytes: each core module is declared to the runtime).
 import { execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -48,9 +48,11 @@ for (const file of readdirSync(shim).filter((f) => f.endsWith(".js"))) {
 cpSync(`${here}../../js/src/http-error-code.js`, `${gen}/http-error-code.js`);
 
 const written = readdirSync(gen).filter((f) => f.endsWith(".wasm")).sort();
-const declared = [...readFileSync(`${here}config.capnp`, "utf8").matchAll(/embed "gen\/([^"]+\.wasm)"/g)]
-  .map((m) => m[1])
-  .sort();
-if (JSON.stringify(written) !== JSON.stringify(declared)) {
-  throw new Error(`jco wrote the core modules ${written.join(", ")} but config.capnp declares ${declared.join(", ")}: update config.capnp (and src/store.js)`);
+for (const config of ["config.capnp", "bench.capnp"]) {
+  const declared = [...readFileSync(`${here}${config}`, "utf8").matchAll(/embed "gen\/([^"]+\.wasm)"/g)]
+    .map((m) => m[1])
+    .sort();
+  if (JSON.stringify(written) !== JSON.stringify(declared)) {
+    throw new Error(`jco wrote the core modules ${written.join(", ")} but ${config} declares ${declared.join(", ")}: update it (and src/store.js)`);
+  }
 }
