@@ -66,7 +66,13 @@ pub fn protect_put_body(request: &mut Request<Vec<u8>>, support: ChecksumSupport
     if support != ChecksumSupport::Ignored
         && let Ok(value) = HeaderValue::from_str(&PUT_ALGORITHM.header_value(request.body()))
     {
-        request.headers_mut().insert(PUT_ALGORITHM.header(), value);
+        let headers = request.headers_mut();
+        headers.insert(PUT_ALGORITHM.header(), value);
+        // S3 needs only the checksum; some servers (moto) look here for which one it is.
+        headers.insert(
+            "x-amz-sdk-checksum-algorithm",
+            HeaderValue::from_static(PUT_ALGORITHM.name()),
+        );
     }
     if request.uri().scheme_str() == Some("https") && support != ChecksumSupport::Taken {
         add_content_md5(request);
@@ -77,7 +83,7 @@ pub fn protect_put_body(request: &mut Request<Vec<u8>>, support: ChecksumSupport
 /// CRC when the answer carries one, else its ETag when that is the object's MD5.
 pub fn check_body(headers: &HeaderMap, body: &[u8]) -> Result<(), Error> {
     match checksum::stored(headers) {
-        Some((algorithm, expected)) if algorithm.compute(body) == expected => Ok(()),
+        Some((algorithm, expected)) if algorithm.header_value(body) == expected => Ok(()),
         Some((algorithm, _)) => Err(Error::Transport(format!(
             "the value received does not match its stored {} checksum: it was corrupted in \
              transit",
@@ -183,6 +189,7 @@ mod tests {
             assert_eq!(h.contains_key(md5), md5_sent, "{url} {support:?}");
             if crc_sent {
                 assert_eq!(h[crc], "mnG7TA==");
+                assert_eq!(h["x-amz-sdk-checksum-algorithm"], "CRC32C");
             }
             if md5_sent {
                 assert_eq!(h[md5], "XUFAKrxLKna5cZ2REBfFkg==");

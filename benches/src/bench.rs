@@ -11,6 +11,7 @@
 //!
 //! `scripts/bench` starts Garage, builds everything and runs this; see the README.
 
+mod aws_sdk;
 mod celery;
 mod chart;
 mod clients;
@@ -28,6 +29,7 @@ use s3_result_store::ConfigInput;
 use s3_result_store_host::{Runtime, default_component_path, store_only_component_path};
 use s3_result_store_tests::tls_relay::{TestCa, TlsRelay};
 
+use crate::aws_sdk::AwsSdk;
 use crate::clients::{Client, Component, Contender, Floor, InProcess, Sdk, ServerArgs};
 use crate::measure::{Op, process_cpu_ns};
 use crate::report::{Batch, Measured, Report};
@@ -51,13 +53,16 @@ struct Args {
     /// Measured operations per contender and operation, 64 KiB values (0: skip the size).
     #[arg(long, default_value_t = 500)]
     iterations_64k: usize,
+    /// Measured operations per contender and operation, 1 MiB values (0: skip the size).
+    #[arg(long, default_value_t = 100)]
+    iterations_1m: usize,
     /// Measured operations per contender and operation, 8 MiB values (0: skip the size).
     #[arg(long, default_value_t = 40)]
     iterations_8m: usize,
     /// Unmeasured operations per contender and operation before measuring (1 KiB, 64 KiB).
     #[arg(long, default_value_t = 50)]
     warmup: usize,
-    /// Unmeasured operations per contender and operation before measuring (8 MiB).
+    /// Unmeasured operations per contender and operation before measuring (1 MiB and 8 MiB).
     #[arg(long, default_value_t = 3)]
     warmup_8m: usize,
     /// Rounds the iterations are spread over; contenders take turns within each round.
@@ -73,6 +78,12 @@ struct Args {
     /// front on loopback (0: skip).
     #[arg(long, default_value_t = 1000)]
     iterations_https: usize,
+    /// The same for 64 KiB values, get and set (0: skip).
+    #[arg(long, default_value_t = 300)]
+    iterations_https_64k: usize,
+    /// The same for 1 MiB values, get and set (0: skip).
+    #[arg(long, default_value_t = 60)]
+    iterations_https_1m: usize,
     /// The same for 8 MiB values, get and set (0: skip).
     #[arg(long, default_value_t = 20)]
     iterations_https_8m: usize,
@@ -172,23 +183,20 @@ fn main() -> Result<()> {
             contender: Box::new(InProcess(Floor::new(&input)?)),
         },
         Entry {
+            id: "aws-sdk-s3",
+            label: "aws-sdk-s3 1.x".into(),
+            contender: Box::new(InProcess(AwsSdk::new(&input, None)?)),
+        },
+        Entry {
             id: "object_store",
             label: "object_store 0.13".into(),
-            contender: Box::new(InProcess(Sdk::new(&input)?)),
+            contender: Box::new(InProcess(Sdk::new(&input, None)?)),
         },
     ];
     if !args.no_celery {
-        let script = workspace_dir().join("benches/celery_backend.py");
-        let celery = celery::Celery::start(&args.python, &script, &input)?;
-        report.celery_info = Some(celery.info.clone());
-        entries.push(Entry {
-            id: "celery",
-            label: format!(
-                "Celery {} S3Backend",
-                celery.info["celery"].as_str().unwrap_or("?")
-            ),
-            contender: Box::new(celery),
-        });
+        let celery = celery_entry(&args, &input, None)?;
+        report.celery_info = Some(celery.1);
+        entries.push(celery.0);
     }
 
     // Every contender must round-trip a value before anything is timed: what it sets is
@@ -235,6 +243,14 @@ fn main() -> Result<()> {
             ops: &[Op::Set, Op::Get],
         },
         Size {
+            bytes: 1 << 20,
+            label: "1 MiB",
+            key_label: "1m",
+            iterations: args.iterations_1m,
+            warmup: args.warmup_8m,
+            ops: &[Op::Set, Op::Get],
+        },
+        Size {
             bytes: 8 << 20,
             label: "8 MiB",
             key_label: "8m",
@@ -248,7 +264,11 @@ fn main() -> Result<()> {
         report.results.extend(measured);
     }
 
-    if args.iterations_https > 0 || args.iterations_https_8m > 0 {
+    if args.iterations_https > 0
+        || args.iterations_https_64k > 0
+        || args.iterations_https_1m > 0
+        || args.iterations_https_8m > 0
+    {
         report.https = measure_https(&args, &input, &mut setup)?;
     }
 
@@ -270,6 +290,7 @@ fn main() -> Result<()> {
     report.parameters = serde_json::json!({
         "iterations_1k": args.iterations,
         "iterations_64k": args.iterations_64k,
+        "iterations_1m": args.iterations_1m,
         "iterations_8m": args.iterations_8m,
         "warmup": args.warmup,
         "warmup_8m": args.warmup_8m,
@@ -278,6 +299,8 @@ fn main() -> Result<()> {
         "batch_repeats": args.batch_repeats,
         "batch_rtt_ms": args.batch_rtt_ms,
         "iterations_https": args.iterations_https,
+        "iterations_https_64k": args.iterations_https_64k,
+        "iterations_https_1m": args.iterations_https_1m,
         "iterations_https_8m": args.iterations_https_8m,
         "bucket": args.s3.bucket,
         "prefix": args.prefix,
@@ -449,7 +472,24 @@ fn measure_https(args: &Args, input: &ConfigInput, setup: &mut Floor) -> Result<
             label: "floor (hyper + rustls + sigv4)".into(),
             contender: Box::new(InProcess(Floor::trusting(&through, Some(pem.as_bytes()))?)),
         },
+        Entry {
+            id: "aws-sdk-s3",
+            label: "aws-sdk-s3 1.x".into(),
+            contender: Box::new(InProcess(AwsSdk::new(&through, Some(pem.as_bytes()))?)),
+        },
+        Entry {
+            id: "object_store",
+            label: "object_store 0.13".into(),
+            contender: Box::new(InProcess(Sdk::new(&through, Some(pem.as_bytes()))?)),
+        },
     ];
+    // boto3 takes the CA from a file.
+    let ca_file = args.out.join("bench-ca.pem");
+    if !args.no_celery {
+        std::fs::create_dir_all(&args.out)?;
+        std::fs::write(&ca_file, &pem)?;
+        entries.push(celery_entry(args, &through, Some(&ca_file))?.0);
+    }
     let sizes = [
         Size {
             bytes: 1024,
@@ -458,6 +498,22 @@ fn measure_https(args: &Args, input: &ConfigInput, setup: &mut Floor) -> Result<
             iterations: args.iterations_https,
             warmup: args.warmup,
             ops: &[Op::Set, Op::Get, Op::Delete],
+        },
+        Size {
+            bytes: 64 << 10,
+            label: "64 KiB over HTTPS",
+            key_label: "https-64k",
+            iterations: args.iterations_https_64k,
+            warmup: args.warmup,
+            ops: &[Op::Set, Op::Get],
+        },
+        Size {
+            bytes: 1 << 20,
+            label: "1 MiB over HTTPS",
+            key_label: "https-1m",
+            iterations: args.iterations_https_1m,
+            warmup: args.warmup_8m,
+            ops: &[Op::Set, Op::Get],
         },
         Size {
             bytes: 8 << 20,
@@ -478,6 +534,27 @@ fn measure_https(args: &Args, input: &ConfigInput, setup: &mut Floor) -> Result<
         relay.connections()
     );
     Ok(measured)
+}
+
+/// Celery's S3Backend in its own Python process, trusting `ca_file` for HTTPS; and what it
+/// runs on (versions), for the report.
+fn celery_entry(
+    args: &Args,
+    input: &ConfigInput,
+    ca_file: Option<&std::path::Path>,
+) -> Result<(Entry, serde_json::Value)> {
+    let script = workspace_dir().join("benches/celery_backend.py");
+    let celery = celery::Celery::start(&args.python, &script, input, ca_file)?;
+    let info = celery.info.clone();
+    let entry = Entry {
+        id: "celery",
+        label: format!(
+            "Celery {} S3Backend",
+            info["celery"].as_str().unwrap_or("?")
+        ),
+        contender: Box::new(celery),
+    };
+    Ok((entry, info))
 }
 
 fn restore(setup: &mut Floor, keys: &[String], value: &Bytes) -> Result<()> {

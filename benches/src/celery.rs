@@ -23,9 +23,20 @@ pub struct Celery {
 }
 
 impl Celery {
-    pub fn start(python: &Path, script: &Path, input: &ConfigInput) -> Result<Celery> {
+    /// Starts the backend's process against `input`'s server, trusting the CA certificates in
+    /// `ca_file` for HTTPS (boto3's `AWS_CA_BUNDLE`).
+    pub fn start(
+        python: &Path,
+        script: &Path,
+        input: &ConfigInput,
+        ca_file: Option<&Path>,
+    ) -> Result<Celery> {
         let field = |v: &Option<String>| v.clone().unwrap_or_default();
-        let mut child = Command::new(python)
+        let mut command = Command::new(python);
+        if let Some(ca_file) = ca_file {
+            command.env("AWS_CA_BUNDLE", ca_file);
+        }
+        let mut child = command
             .arg(script)
             .env("ENDPOINT", field(&input.endpoint_url))
             .env("REGION", field(&input.region))

@@ -14,7 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::{Certificate, ClientOptions, ObjectStoreExt, PutPayload};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use s3_result_store::request::{self, Operation};
@@ -232,9 +232,15 @@ pub struct Sdk {
 }
 
 impl Sdk {
-    pub fn new(input: &ConfigInput) -> Result<Sdk> {
+    /// A client of `input`'s server, trusting `ca_pem` as well as the usual roots.
+    pub fn new(input: &ConfigInput, ca_pem: Option<&[u8]>) -> Result<Sdk> {
         let field = |v: &Option<String>| v.clone().unwrap_or_default();
+        let mut options = ClientOptions::new().with_allow_http(true);
+        if let Some(pem) = ca_pem {
+            options = options.with_root_certificate(Certificate::from_pem(pem)?);
+        }
         let store = AmazonS3Builder::new()
+            .with_client_options(options)
             .with_endpoint(field(&input.endpoint_url))
             .with_allow_http(true)
             .with_virtual_hosted_style_request(false)

@@ -173,12 +173,30 @@ pub struct Report {
     duration: Duration,
 }
 
-/// The issue's targets, for the component with its connection pool at 1 KiB.
-const CPU_VS_FLOOR: f64 = 1.5;
-const CPU_VS_SDK: f64 = 0.5;
-const LATENCY_VS_FLOOR: f64 = 1.2;
+/// Median latency over the floor's: at most this up to 64 KiB, and `LATENCY_LARGE` above.
+const LATENCY_SMALL: f64 = 1.2;
+const LATENCY_LARGE: f64 = 1.5;
+/// CPU per operation over the floor's, at 1 KiB and at 8 MiB.
+const CPU_1K: f64 = 1.5;
+const CPU_8M: f64 = 2.0;
 const BATCH_SPEEDUP: f64 = 8.0;
 const COMPONENT_BYTES: u64 = 300 * 1024;
+
+/// The HTTPS table's rows, in order.
+const HTTPS_CONTENDERS: [&str; 6] = [
+    "component",
+    "component-nopool",
+    "floor",
+    "aws-sdk-s3",
+    "object_store",
+    "celery",
+];
+
+/// A row of the targets: "get 1 KiB", "set 8 MiB HTTPS".
+fn row_name(https: bool, op: Op, size: usize) -> String {
+    let transport = if https { " HTTPS" } else { "" };
+    format!("{} {}{transport}", op.name(), size_label(size))
+}
 
 /// One target: its wording, what was measured, met or not.
 struct Target {
@@ -250,52 +268,125 @@ impl Report {
         sizes
     }
 
+    /// (median latency, CPU per operation) of a row: over plain HTTP the process's CPU,
+    /// over HTTPS the calling thread's (the TLS front runs in the bench process).
+    fn figures(&self, https: bool, id: &str, op: Op, size: usize) -> Option<(f64, f64)> {
+        if https {
+            let (m, _) = self.https_row(id, op, size)?;
+            Some((m.summary.as_ref()?.median_ns, m.thread_cpu_ns_per_op()?))
+        } else {
+            let s = self.summary(id, op, size)?;
+            Some((s.median_ns, s.cpu_ns_per_op))
+        }
+    }
+
+    /// Every (transport, op, size) measured for the component.
+    fn component_rows(&self) -> Vec<(bool, Op, usize)> {
+        let mut rows = Vec::new();
+        for (https, measured) in [(false, &self.results), (true, &self.https)] {
+            for m in measured.iter().filter(|m| m.id == "component") {
+                rows.push((https, m.op, m.size));
+            }
+        }
+        rows
+    }
+
+    /// The targets of the component with its pool, each row a ratio or a comparison.
     fn targets(&self) -> Vec<Target> {
-        let ops = [Op::Get, Op::Set, Op::Delete];
         let mut targets = Vec::new();
-        let mut ratio_target =
-            |name: String, base: &str, limit: f64, pick: fn((f64, f64)) -> f64| {
-                let ratios: Vec<(Op, f64)> = ops
+        let mut ratio = |name: String, rows: Vec<(bool, Op, usize)>, limit: f64, cpu: bool| {
+            let measured: Vec<(String, f64)> = rows
+                .iter()
+                .filter_map(|&(https, op, size)| {
+                    let c = self.figures(https, "component", op, size)?;
+                    let f = self.figures(https, "floor", op, size)?;
+                    let r = if cpu { c.1 / f.1 } else { c.0 / f.0 };
+                    Some((row_name(https, op, size), r))
+                })
+                .collect();
+            if measured.is_empty() {
+                return;
+            }
+            targets.push(Target {
+                name,
+                measured: measured
                     .iter()
-                    .filter_map(|&op| Some((op, pick(self.ratios("component", base, op, 1024)?))))
-                    .collect();
-                if ratios.is_empty() {
-                    return;
-                }
-                targets.push(Target {
-                    name,
-                    measured: ratios
-                        .iter()
-                        .map(|(op, r)| {
-                            format!(
-                                "{} {r:.2}×{}",
-                                op.name(),
-                                if *r <= limit { "" } else { " ✗" }
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    met: ratios.iter().all(|&(_, r)| r <= limit),
-                });
-            };
-        ratio_target(
-            format!("component CPU/op ≤ {CPU_VS_FLOOR}× floor"),
-            "floor",
-            CPU_VS_FLOOR,
-            |r| r.1,
+                    .map(|(row, r)| format!("{row} {r:.2}×{}", if *r <= limit { "" } else { " ✗" }))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                met: measured.iter().all(|(_, r)| *r <= limit),
+            });
+        };
+        let rows = self.component_rows();
+        let pick = |f: &dyn Fn(bool, Op, usize) -> bool| -> Vec<(bool, Op, usize)> {
+            rows.iter()
+                .copied()
+                .filter(|&(h, o, s)| f(h, o, s))
+                .collect()
+        };
+        // A large set over plain HTTP hashes its body with SHA-256 for the signature, which the
+        // native floor does with the CPU's SHA instructions: reported, not a target.
+        let latency_applies = |https: bool, op: Op, size: usize| match op {
+            Op::Get => true,
+            Op::Set => https || size <= 64 << 10,
+            Op::Delete => false,
+        };
+        ratio(
+            format!("median latency ≤ {LATENCY_SMALL}× floor (1 KiB, 64 KiB)"),
+            pick(&|h, o, s| s <= 64 << 10 && latency_applies(h, o, s)),
+            LATENCY_SMALL,
+            false,
         );
-        ratio_target(
-            format!("component CPU/op ≤ {CPU_VS_SDK}× SDK (object_store)"),
-            "object_store",
-            CPU_VS_SDK,
-            |r| r.1,
+        ratio(
+            format!("median latency ≤ {LATENCY_LARGE}× floor (1 MiB, 8 MiB)"),
+            pick(&|h, o, s| s > 64 << 10 && latency_applies(h, o, s)),
+            LATENCY_LARGE,
+            false,
         );
-        ratio_target(
-            format!("component median latency ≤ {LATENCY_VS_FLOOR}× floor"),
-            "floor",
-            LATENCY_VS_FLOOR,
-            |r| r.0,
+        ratio(
+            "median latency of large sets over HTTP, over the floor's (no target)".into(),
+            pick(&|h, o, s| !latency_applies(h, o, s) && o == Op::Set),
+            f64::INFINITY,
+            false,
         );
+        ratio(
+            format!("CPU/op ≤ {CPU_1K}× floor (1 KiB)"),
+            pick(&|_, _, s| s == 1024),
+            CPU_1K,
+            true,
+        );
+        ratio(
+            format!("CPU/op ≤ {CPU_8M}× floor (8 MiB)"),
+            pick(&|_, _, s| s == 8 << 20),
+            CPU_8M,
+            true,
+        );
+        for (other, faster, name) in [
+            ("celery", true, "faster than Celery's S3Backend (median)"),
+            ("aws-sdk-s3", false, "no slower than aws-sdk-s3 (median)"),
+        ] {
+            let measured: Vec<(String, f64)> = rows
+                .iter()
+                .filter_map(|&(https, op, size)| {
+                    let c = self.figures(https, "component", op, size)?;
+                    let o = self.figures(https, other, op, size)?;
+                    Some((row_name(https, op, size), c.0 / o.0))
+                })
+                .collect();
+            if measured.is_empty() {
+                continue;
+            }
+            let ok = |r: f64| if faster { r < 1.0 } else { r <= 1.0 };
+            targets.push(Target {
+                name: name.into(),
+                measured: measured
+                    .iter()
+                    .map(|(row, r)| format!("{row} {r:.2}×{}", if ok(*r) { "" } else { " ✗" }))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                met: measured.iter().all(|(_, r)| ok(*r)),
+            });
+        }
         for batch in &self.batches {
             let speedup = batch.speedup();
             targets.push(Target {
@@ -308,7 +399,12 @@ impl Report {
                 met: speedup >= BATCH_SPEEDUP,
             });
         }
-        for &(build, bytes) in &self.component_sizes {
+        // The default build's size is reported with the run, not held to a target.
+        for &(build, bytes) in self
+            .component_sizes
+            .iter()
+            .filter(|(b, _)| *b == "store-only")
+        {
             targets.push(Target {
                 name: format!(
                     "component size ≤ {} KiB ({build} build)",
@@ -366,10 +462,12 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "- Iterations per contender and operation: {} at 1 KiB, {} at 64 KiB, {} at 8 MiB, \
-             after {} warm-up ({} at 8 MiB), in {} rounds with the contenders taking turns",
+            "- Iterations per contender and operation: {} at 1 KiB, {} at 64 KiB, {} at 1 MiB, \
+             {} at 8 MiB, after {} warm-up ({} at 1 and 8 MiB), in {} rounds with the contenders \
+             taking turns",
             p["iterations_1k"],
             p["iterations_64k"],
+            p["iterations_1m"],
             p["iterations_8m"],
             p["warmup"],
             p["warmup_8m"],
@@ -424,7 +522,7 @@ impl Report {
             );
             let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
             for op in [Op::Get, Op::Set, Op::Delete] {
-                for id in ["component", "component-nopool", "floor"] {
+                for id in HTTPS_CONTENDERS {
                     let Some((m, ratios)) = self.https_row(id, op, size) else {
                         continue;
                     };
@@ -483,7 +581,7 @@ impl Report {
         if !targets.is_empty() {
             let _ = writeln!(
                 out,
-                "\n#### Targets (the ratios: component with its pool, 1 KiB)\n\n| target | measured | met |\n|---|---|---|"
+                "\n#### Targets (the component with its pool)\n\n| target | measured | met |\n|---|---|---|"
             );
             for t in &targets {
                 let _ = writeln!(

@@ -5,8 +5,6 @@ use s3_result_store::{AddressingStyle, ConfigInput, Error, S3ErrorInfo};
 use wasmtime::component::{Instance, InstancePre};
 use wasmtime::{AsContextMut, Result};
 
-use crate::keyvalue::KvVersion;
-
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "component",
@@ -30,6 +28,9 @@ pub use exports::wasi::keyvalue0_2_0_draft2 as kv_draft2;
 
 /// The name of the tasks interface, as the component exports it.
 pub(crate) const TASKS_INTERFACE: &str = "result-store:s3/tasks@0.1.0";
+/// The names of the `wasi:keyvalue` store interfaces, as the component exports them.
+pub(crate) const KV_DRAFT_STORE_INTERFACE: &str = "wasi:keyvalue/store@0.2.0-draft";
+pub(crate) const KV_DRAFT2_STORE_INTERFACE: &str = "wasi:keyvalue/store@0.2.0-draft2";
 
 /// Where the exports the host calls are, found once per runtime. The world's `ComponentPre`
 /// would demand all of them; a component built without some features (wit/world.wit) has
@@ -46,12 +47,8 @@ impl ExportIndices {
         Ok(ExportIndices {
             store: store::GuestIndices::new(pre)?,
             tasks: optional(pre, TASKS_INTERFACE, tasks::GuestIndices::new)?,
-            kv_draft: optional(pre, KvVersion::Draft.store_interface(), KvDraftIndices::new)?,
-            kv_draft2: optional(
-                pre,
-                KvVersion::Draft2.store_interface(),
-                KvDraft2Indices::new,
-            )?,
+            kv_draft: optional(pre, KV_DRAFT_STORE_INTERFACE, KvDraftIndices::new)?,
+            kv_draft2: optional(pre, KV_DRAFT2_STORE_INTERFACE, KvDraft2Indices::new)?,
         })
     }
 }

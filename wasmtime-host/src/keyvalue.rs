@@ -6,10 +6,12 @@ use wasmtime::Store;
 use wasmtime::component::{Instance, ResourceAny};
 
 use crate::bindings::{
-    KvDraft2Indices, KvDraftIndices, KvGuests, kv_draft as draft, kv_draft2 as draft2,
+    KV_DRAFT_STORE_INTERFACE, KV_DRAFT2_STORE_INTERFACE, KvDraft2Indices, KvDraftIndices, KvGuests,
+    kv_draft as draft, kv_draft2 as draft2,
 };
+use crate::driver::Driver;
 use crate::error::Error;
-use crate::runtime::{Driver, HostState};
+use crate::state::HostState;
 
 /// Which `wasi:keyvalue` the calls go through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,8 +26,8 @@ impl KvVersion {
     /// The name of this draft's `store` interface.
     pub fn store_interface(self) -> &'static str {
         match self {
-            KvVersion::Draft => "wasi:keyvalue/store@0.2.0-draft",
-            KvVersion::Draft2 => "wasi:keyvalue/store@0.2.0-draft2",
+            KvVersion::Draft => KV_DRAFT_STORE_INTERFACE,
+            KvVersion::Draft2 => KV_DRAFT2_STORE_INTERFACE,
         }
     }
 }

@@ -2,116 +2,30 @@
 //! stores opened from it.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::future::Future;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::thread::ThreadId;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::Path;
 
-use wasmtime::component::{Component, Instance, InstancePre, Linker, ResourceTable};
-use wasmtime::{Engine, ResourceLimiter, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime::component::{Component, Instance, InstancePre, Linker};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::WasiCtx;
 
+use crate::artifacts::read_component;
 use crate::bindings::{ExportIndices, TASKS_INTERFACE};
+use crate::driver::{Driver, Drivers};
 use crate::engine::{self, RuntimeOptions};
 use crate::error::Error;
 use crate::keyvalue::{KeyValueBucket, KvIndices, KvVersion};
 use crate::sender::PooledSender;
+use crate::state::{HostState, OffsetClock};
 use crate::store::ResultStore;
 use crate::tasks::TaskStore;
-
-/// Per-instance state: WASI and WASI HTTP contexts and their resource table.
-pub struct HostState {
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    table: ResourceTable,
-    /// The runtime's sender (a handle on its shared pool); `None`: wasmtime's default hooks.
-    sender: Option<PooledSender>,
-    memory: GuestMemory,
-}
-
-/// Watches the instance's linear memory grow (it never shrinks): its high-water mark.
-#[derive(Default)]
-pub(crate) struct GuestMemory {
-    peak: usize,
-}
-
-impl ResourceLimiter for GuestMemory {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        // The limits themselves are wasmtime's (and the pooling allocator's), as without a
-        // limiter: this only records the size.
-        let allowed = maximum.is_none_or(|max| desired <= max);
-        if allowed {
-            self.peak = self.peak.max(desired);
-        }
-        Ok(allowed)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(maximum.is_none_or(|max| desired <= max))
-    }
-}
-
-impl HostState {
-    /// State for one instance: its WASI context, and the sender its outgoing requests go
-    /// through (`None`: wasmtime's default).
-    pub(crate) fn new(wasi: WasiCtx, sender: Option<PooledSender>) -> HostState {
-        HostState {
-            wasi,
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            sender,
-            memory: GuestMemory::default(),
-        }
-    }
-
-    /// The most linear memory the instance has had, in bytes.
-    pub(crate) fn guest_memory_peak(&self) -> usize {
-        self.memory.peak
-    }
-}
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for HostState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: match &mut self.sender {
-                Some(sender) => sender,
-                None => Default::default(),
-            },
-        }
-    }
-}
 
 /// The compiled component, ready to instantiate. Cheap to share by reference; each
 /// [`ResultStore`] gets its own instance.
 pub struct Runtime {
     engine: Engine,
-    /// One per thread that has opened stores (see [`Driver`]), with whether that thread lives.
-    drivers: Mutex<HashMap<ThreadId, (Driver, Weak<()>)>>,
+    /// The calling threads' I/O runtimes (see [`Driver`]).
+    drivers: Drivers,
     pre: InstancePre<HostState>,
     exports: ExportIndices,
     env: Vec<(String, String)>,
@@ -131,7 +45,7 @@ impl Runtime {
 
     /// Compiles the component at `path` for an engine set up as `options` say.
     pub fn load_with(path: impl AsRef<Path>, options: &RuntimeOptions) -> Result<Runtime, Error> {
-        Runtime::from_bytes_with(&read_component(path.as_ref())?, options)
+        Runtime::from_bytes_with(&read_component(path.as_ref(), BUILD_HINT)?, options)
     }
 
     /// Compiles a component from its bytes, reusing wasmtime's on-disk compilation cache
@@ -154,7 +68,7 @@ impl Runtime {
     /// change them, so one artifact serves every [`RuntimeOptions`].
     pub fn precompile(path: impl AsRef<Path>) -> Result<Vec<u8>, Error> {
         let engine = RuntimeOptions::default().engine(false)?;
-        engine::precompile(&engine, &read_component(path.as_ref())?)
+        engine::precompile(&engine, &read_component(path.as_ref(), BUILD_HINT)?)
     }
 
     /// Loads a component that [`Runtime::precompile`] compiled, without compiling anything.
@@ -200,7 +114,7 @@ impl Runtime {
         let exports = ExportIndices::new(&pre)?;
         Ok(Runtime {
             engine,
-            drivers: Mutex::default(),
+            drivers: Drivers::default(),
             pre,
             exports,
             env: Vec::new(),
@@ -247,7 +161,7 @@ impl Runtime {
     /// need this one (then without a pool). See [`PooledSender`].
     pub fn with_connection_pool(mut self, on: bool) -> Runtime {
         self.sender = self.sender.with_connection_pool(on);
-        self.drivers = Mutex::default();
+        self.drivers = Drivers::default();
         self
     }
 
@@ -256,7 +170,7 @@ impl Runtime {
     /// still end every operation in time. See [`PooledSender::with_request_timeouts`].
     pub fn with_request_timeouts(mut self, on: bool) -> Runtime {
         self.sender = self.sender.with_request_timeouts(on);
-        self.drivers = Mutex::default();
+        self.drivers = Drivers::default();
         self
     }
 
@@ -265,7 +179,7 @@ impl Runtime {
     /// to `bucket.s3.garage.localhost`. See [`PooledSender::with_resolve`].
     pub fn with_resolve(mut self, host_suffix: &str, ip: IpAddr) -> Runtime {
         self.sender = self.sender.with_resolve(host_suffix, ip);
-        self.drivers = Mutex::default();
+        self.drivers = Drivers::default();
         self
     }
 
@@ -275,7 +189,7 @@ impl Runtime {
     /// certificate.
     pub fn with_root_certificates_pem(mut self, pem: &[u8]) -> Result<Runtime, Error> {
         self.sender = self.sender.with_root_certificates_pem(pem)?;
-        self.drivers = Mutex::default();
+        self.drivers = Drivers::default();
         Ok(self)
     }
 
@@ -358,25 +272,8 @@ impl Runtime {
         }
     }
 
-    /// The calling thread's driver, made on its first store.
-    fn driver(&self) -> Result<Driver, Error> {
-        let mut drivers = self.drivers.lock().unwrap_or_else(PoisonError::into_inner);
-        let thread = std::thread::current().id();
-        if let Some((driver, _)) = drivers.get(&thread) {
-            return Ok(driver.clone());
-        }
-        // Threads that have ended let go of their drivers (their stores keep theirs), so a
-        // program that starts a thread per task does not pile up runtimes and file handles.
-        drivers.retain(|_, (_, alive)| alive.strong_count() > 0);
-        let sender = (!self.sender.is_default()).then(|| self.sender.with_own_pool());
-        let driver = Driver::new(sender)?;
-        let alive = THREAD_ALIVE.try_with(Arc::downgrade).unwrap_or_default();
-        drivers.insert(thread, (driver.clone(), alive));
-        Ok(driver)
-    }
-
     fn instantiate(&self) -> Result<(Store<HostState>, Instance, Driver), Error> {
-        let driver = self.driver()?;
+        let driver = self.drivers.current(&self.sender)?;
         let mut wasi = WasiCtx::builder();
         wasi.envs(&self.env);
         if self.clock_offset_secs != 0 {
@@ -384,79 +281,10 @@ impl Runtime {
         }
         let wasi = wasi.build();
         let mut store = Store::new(&self.engine, HostState::new(wasi, driver.sender().cloned()));
-        store.limiter(|state| &mut state.memory);
+        store.limiter(|state| state.limiter());
         store.set_hostcall_fuel(self.hostcall_fuel);
         let instance = driver.run(self.pre.instantiate_async(&mut store))?;
         Ok((store, instance, driver))
-    }
-}
-
-/// The current-thread Tokio runtime that the calls into the component, and the outgoing
-/// requests they make, run on. With wasmtime's synchronous API every request would be a task
-/// on wasmtime-wasi's shared multi-thread runtime, and each step of it (send, response head,
-/// body, back to the pool) a wake-up of another thread; here the calling thread drives it all,
-/// as a native client on its own runtime does.
-///
-/// One per thread (and [`Runtime`]), for the stores opened on that thread, so that threads do
-/// not wait on each other to drive their I/O. Each has its own connection pool: a pooled
-/// connection is a task of the runtime that opened it, and only makes progress while that
-/// runtime runs. A store moved to another thread keeps its driver, which is still correct.
-#[derive(Clone)]
-pub(crate) struct Driver(Arc<DriverRuntime>);
-
-thread_local! {
-    /// Dropped when the thread ends: a driver's entry in [`Runtime`] watches it.
-    static THREAD_ALIVE: Arc<()> = Arc::new(());
-}
-
-struct DriverRuntime {
-    runtime: Option<tokio::runtime::Runtime>,
-    /// The runtime's sender with a pool of this driver's own; `None`: wasmtime's default.
-    sender: Option<PooledSender>,
-}
-
-impl Driver {
-    fn new(sender: Option<PooledSender>) -> Result<Driver, Error> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                Error::Runtime(wasmtime::Error::msg(format!(
-                    "cannot start the I/O runtime: {e}"
-                )))
-            })?;
-        Ok(Driver(Arc::new(DriverRuntime {
-            runtime: Some(runtime),
-            sender,
-        })))
-    }
-
-    /// Runs `future` to completion on the calling thread. Like any blocking call, not from
-    /// inside an async context (Tokio refuses, as it did wasmtime's synchronous calls).
-    pub(crate) fn run<F: Future>(&self, future: F) -> F::Output {
-        match &self.0.runtime {
-            Some(runtime) => runtime.block_on(future),
-            None => unreachable!("the runtime is only taken when dropped"),
-        }
-    }
-
-    fn sender(&self) -> Option<&PooledSender> {
-        self.0.sender.as_ref()
-    }
-
-    /// Whether [`Driver::run`] may block here: not inside another Tokio runtime. For drops,
-    /// which must not panic.
-    pub(crate) fn can_run(&self) -> bool {
-        tokio::runtime::Handle::try_current().is_err()
-    }
-}
-
-impl Drop for DriverRuntime {
-    fn drop(&mut self) {
-        // A plain drop panics when the last store goes away inside an async context.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
     }
 }
 
@@ -472,64 +300,6 @@ fn hostcall_fuel(options: &RuntimeOptions) -> usize {
     usize::try_from(memory).unwrap_or(usize::MAX)
 }
 
-fn read_component(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| {
-        Error::Runtime(wasmtime::Error::msg(format!(
-            "cannot read the component {}: {e}; build it with \
-             `cargo build --release --target wasm32-wasip2 -p s3-result-store`",
-            path.display()
-        )))
-    })
-}
-
-/// The system clock shifted by a fixed number of seconds.
-struct OffsetClock(i64);
-
-impl wasmtime_wasi::HostWallClock for OffsetClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_nanos(1)
-    }
-
-    fn now(&self) -> Duration {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let shift = Duration::from_secs(self.0.unsigned_abs());
-        if self.0 >= 0 {
-            now.saturating_add(shift)
-        } else {
-            now.saturating_sub(shift)
-        }
-    }
-}
-
-/// Where `cargo build --release --target wasm32-wasip2` puts the component in this workspace,
-/// unless `S3RS_COMPONENT` names another file.
-pub fn default_component_path() -> PathBuf {
-    workspace_artifact(
-        "S3RS_COMPONENT",
-        "wasm32-wasip2/release/s3_result_store.wasm",
-    )
-}
-
-/// Where `scripts/build-components` puts the store-only build of the component
-/// (`--no-default-features`: `result-store:s3/store` alone), in a target directory of its own,
-/// unless `S3RS_COMPONENT_STORE_ONLY` names another file.
-pub fn store_only_component_path() -> PathBuf {
-    workspace_artifact(
-        "S3RS_COMPONENT_STORE_ONLY",
-        "store-only/wasm32-wasip2/release/s3_result_store.wasm",
-    )
-}
-
-/// The file `variable` names, else `path` under this workspace's target directory
-/// (`CARGO_TARGET_DIR` when set).
-pub(crate) fn workspace_artifact(variable: &str, path: &str) -> PathBuf {
-    if let Some(file) = std::env::var_os(variable) {
-        return PathBuf::from(file);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join(path)
-}
+/// How to make the component that [`Runtime::load`] did not find.
+const BUILD_HINT: &str =
+    "build it with `cargo build --release --target wasm32-wasip2 -p s3-result-store`";

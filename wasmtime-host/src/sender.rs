@@ -75,7 +75,9 @@ type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
 type SendFuture = Box<dyn Future<Output = Result<(Response<WasiBody>, IoFuture), Error>> + Send>;
 
 /// [`WasiHttpHooks`] that send `http` requests over pooled keep-alive connections and resolve
-/// host names by [rules](PooledSender::with_resolve) before DNS. See the [module](self).
+/// host names by [rules](PooledSender::with_resolve) before DNS. It honours the request
+/// options' three timeouts and reports failures with the error codes wasmtime's default sender
+/// gives, so the guest sees no difference but fewer connects.
 ///
 /// Cheap to clone: clones share the pool (and the rules). The client behind it is created on
 /// first use, inside the Tokio runtime that wasmtime-wasi runs the request on, so a sender

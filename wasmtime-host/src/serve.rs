@@ -20,7 +20,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -39,10 +39,11 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::artifacts::read_component;
 use crate::engine::RuntimeOptions;
 use crate::error::Error;
-use crate::runtime::HostState;
 use crate::sender::PooledSender;
+use crate::state::HostState;
 
 /// A compiled `wasi:http/proxy` component (one that exports `wasi:http/incoming-handler`),
 /// ready to serve. It may import any of WASI 0.2's `wasi:cli`, `wasi:clocks`, `wasi:random`,
@@ -72,12 +73,7 @@ impl ProxyServer {
         options: &RuntimeOptions,
     ) -> Result<ProxyServer, Error> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| {
-            runtime_error(format!(
-                "cannot read the component {}: {e}; build the example app with scripts/compose",
-                path.display()
-            ))
-        })?;
+        let bytes = read_component(path, "build the example app with scripts/compose")?;
         let engine = options.engine(true)?;
         let component = Component::new(&engine, &bytes)?;
         let mut linker = Linker::<HostState>::new(&engine);
@@ -333,13 +329,4 @@ impl Drop for Serving {
         self.stop.take();
         let _ = self.join();
     }
-}
-
-/// Where `scripts/compose` puts the example app composed with the store, unless
-/// `S3RS_TASK_STATUS_COMPONENT` names another file.
-pub fn default_task_status_path() -> PathBuf {
-    crate::runtime::workspace_artifact(
-        "S3RS_TASK_STATUS_COMPONENT",
-        "wasm32-wasip2/release/task-status.composed.wasm",
-    )
 }

@@ -4,8 +4,9 @@ use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 
 use crate::bindings::{self, store as guest};
+use crate::driver::Driver;
 use crate::error::Error;
-use crate::runtime::{Driver, HostState};
+use crate::state::HostState;
 
 /// An open result store, backed by its own component instance.
 pub struct ResultStore {

@@ -6,8 +6,9 @@ use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 
 use crate::bindings::{self, tasks as wit};
+use crate::driver::Driver;
 use crate::error::Error;
-use crate::runtime::{Driver, HostState};
+use crate::state::HostState;
 
 /// Celery's result backend over one bucket, backed by its own component instance.
 pub struct TaskStore {
