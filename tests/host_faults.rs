@@ -61,7 +61,7 @@ fn on_the_project_host() {
         ..server().config(&prefix)
     };
     let mut store = runtime().open(&config).unwrap();
-    store.set("big", &value()).unwrap();
+    store.set("big", value()).unwrap();
     for (name, fault, kind) in faults() {
         proxy.push_n(fault, MAX_ATTEMPTS as usize);
         let started = Instant::now();
