@@ -5,15 +5,18 @@
 use std::hint::black_box;
 use std::sync::OnceLock;
 
-use crc::{Algorithm as Catalog, CRC_32_ISCSI, CRC_32_ISO_HDLC, CRC_64_NVME, Crc, Table};
+use crc::{Algorithm as Catalog, CRC_32_ISO_HDLC, CRC_64_NVME, Crc, Digest, Table};
 use http::HeaderMap;
 
 /// The checksum the store sends with each value it writes.
 pub const PUT_ALGORITHM: Algorithm = Algorithm::Crc32c;
 
-/// Slicing by 16: 16 KiB of tables for a 32-bit CRC, 32 KiB for a 64-bit one, made on first
-/// use rather than carried in the component, where they would be a tenth of the store-only
-/// build. (`black_box` keeps the compiler from computing them into the binary after all.)
+// CRC32C, which every value the store writes carries, is the `crc32c` crate's: eight bytes
+// at a time through an 8 KiB table, a quarter fewer instructions in wasm than `crc`'s byte-wise
+// slicing by 16. CRC32 (what boto3, and so Celery, writes) slices by 16 with `crc`'s tables,
+// made on first use rather than carried in the component (`black_box` keeps the compiler from
+// computing them into the binary after all); CRC64NVME, which only some newer clients write,
+// goes a byte at a time.
 type Crc32 = Crc<u32, Table<16>>;
 type Crc64 = Crc<u64, Table<1>>;
 
@@ -25,7 +28,6 @@ fn crc64(catalog: &'static Catalog<u64>, cell: &'static OnceLock<Box<Crc64>>) ->
     cell.get_or_init(|| Box::new(Crc64::new(black_box(catalog))))
 }
 
-static CRC32C: OnceLock<Box<Crc32>> = OnceLock::new();
 static CRC32: OnceLock<Box<Crc32>> = OnceLock::new();
 static CRC64NVME: OnceLock<Box<Crc64>> = OnceLock::new();
 
@@ -57,27 +59,49 @@ impl Algorithm {
         }
     }
 
-    /// The checksum of `bytes`, big-endian, as S3 encodes it (before base64).
-    pub fn compute(self, bytes: &[u8]) -> Vec<u8> {
-        match self {
-            Algorithm::Crc32 => crc32(&CRC_32_ISO_HDLC, &CRC32)
-                .checksum(bytes)
-                .to_be_bytes()
-                .to_vec(),
-            Algorithm::Crc32c => crc32(&CRC_32_ISCSI, &CRC32C)
-                .checksum(bytes)
-                .to_be_bytes()
-                .to_vec(),
-            Algorithm::Crc64Nvme => crc64(&CRC_64_NVME, &CRC64NVME)
-                .checksum(bytes)
-                .to_be_bytes()
-                .to_vec(),
-        }
+    /// A checksum to feed bytes to.
+    pub fn start(self) -> Running {
+        Running(match self {
+            Algorithm::Crc32 => State::Crc32(crc32(&CRC_32_ISO_HDLC, &CRC32).digest()),
+            Algorithm::Crc32c => State::Crc32c(0),
+            Algorithm::Crc64Nvme => State::Crc64Nvme(crc64(&CRC_64_NVME, &CRC64NVME).digest()),
+        })
     }
 
     /// The header value for `bytes`.
     pub fn header_value(self, bytes: &[u8]) -> String {
-        aws_smithy_types::base64::encode(self.compute(bytes))
+        let mut running = self.start();
+        running.update(bytes);
+        running.header_value()
+    }
+}
+
+/// A checksum being computed, bytes fed as they come.
+pub struct Running(State);
+
+enum State {
+    Crc32(Digest<'static, u32, Table<16>>),
+    Crc32c(u32),
+    Crc64Nvme(Digest<'static, u64, Table<1>>),
+}
+
+impl Running {
+    pub fn update(&mut self, bytes: &[u8]) {
+        match &mut self.0 {
+            State::Crc32(digest) => digest.update(bytes),
+            State::Crc32c(crc) => *crc = crc32c::crc32c_append(*crc, bytes),
+            State::Crc64Nvme(digest) => digest.update(bytes),
+        }
+    }
+
+    /// The checksum of everything fed, as S3 writes it: base64 of its big-endian bytes.
+    pub fn header_value(self) -> String {
+        use aws_smithy_types::base64::encode;
+        match self.0 {
+            State::Crc32(digest) => encode(digest.finalize().to_be_bytes()),
+            State::Crc32c(crc) => encode(crc.to_be_bytes()),
+            State::Crc64Nvme(digest) => encode(digest.finalize().to_be_bytes()),
+        }
     }
 }
 
@@ -113,20 +137,37 @@ mod tests {
 
     #[test]
     fn each_algorithm_gives_its_catalogue_check_value() {
+        use aws_smithy_types::base64::encode;
         // The standard check input, and each CRC's published check value.
         let check = b"123456789";
         assert_eq!(
-            Algorithm::Crc32.compute(check),
-            0xCBF4_3926u32.to_be_bytes()
+            Algorithm::Crc32.header_value(check),
+            encode(0xCBF4_3926u32.to_be_bytes())
         );
         assert_eq!(
-            Algorithm::Crc32c.compute(check),
-            0xE306_9283u32.to_be_bytes()
+            Algorithm::Crc32c.header_value(check),
+            encode(0xE306_9283u32.to_be_bytes())
         );
         assert_eq!(
-            Algorithm::Crc64Nvme.compute(check),
-            0xAE8B_1486_0A79_9888u64.to_be_bytes()
+            Algorithm::Crc64Nvme.header_value(check),
+            encode(0xAE8B_1486_0A79_9888u64.to_be_bytes())
         );
+    }
+
+    #[test]
+    fn fed_in_pieces_a_checksum_is_the_same() {
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for algorithm in Algorithm::ALL {
+            let mut running = algorithm.start();
+            for piece in bytes.chunks(777) {
+                running.update(piece);
+            }
+            assert_eq!(
+                running.header_value(),
+                algorithm.header_value(&bytes),
+                "{algorithm:?}"
+            );
+        }
     }
 
     #[test]

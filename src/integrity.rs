@@ -79,20 +79,6 @@ pub fn protect_put_body(request: &mut Request<Vec<u8>>, support: ChecksumSupport
     }
 }
 
-/// Checks a GET's body against what the server says the object is: its stored whole-object
-/// CRC when the answer carries one, else its ETag when that is the object's MD5.
-pub fn check_body(headers: &HeaderMap, body: &[u8]) -> Result<(), Error> {
-    match checksum::stored(headers) {
-        Some((algorithm, expected)) if algorithm.header_value(body) == expected => Ok(()),
-        Some((algorithm, _)) => Err(Error::Transport(format!(
-            "the value received does not match its stored {} checksum: it was corrupted in \
-             transit",
-            algorithm.name()
-        ))),
-        None => check_etag(headers, body),
-    }
-}
-
 /// `Content-MD5` makes the server refuse (400 BadDigest) a body damaged in transit, rather
 /// than act on it. Every S3 implementation checks it; DeleteObjects requires it.
 pub fn add_content_md5(request: &mut Request<Vec<u8>>) {
@@ -102,42 +88,116 @@ pub fn add_content_md5(request: &mut Request<Vec<u8>>) {
     }
 }
 
+/// Checks a GET's body against what the server says the object is: its stored whole-object
+/// CRC when the answer carries one, else its ETag when that is the object's MD5.
+pub fn check_body(headers: &HeaderMap, body: &[u8]) -> Result<(), Error> {
+    let mut check = BodyCheck::for_head(headers);
+    check.update(body);
+    check.finish()
+}
+
+/// [`check_body`] fed as the body arrives, so that the digest is computed while the rest is
+/// still on its way rather than after.
+pub struct BodyCheck(Check);
+
+enum Check {
+    Nothing,
+    Crc {
+        running: checksum::Running,
+        algorithm: checksum::Algorithm,
+        expected: String,
+    },
+    Md5 {
+        hasher: Md5,
+        expected: [u8; 16],
+    },
+}
+
+impl BodyCheck {
+    /// The check for the body of an answer to `method`, if it has one: only a successful GET
+    /// returns the object (a PUT's ETag describes what was sent, not its empty body).
+    pub fn for_response(
+        method: &http::Method,
+        status: u16,
+        headers: &HeaderMap,
+    ) -> Option<BodyCheck> {
+        (method == http::Method::GET && (200..300).contains(&status))
+            .then(|| BodyCheck::for_head(headers))
+    }
+
+    fn for_head(headers: &HeaderMap) -> BodyCheck {
+        if let Some((algorithm, expected)) = checksum::stored(headers) {
+            return BodyCheck(Check::Crc {
+                running: algorithm.start(),
+                algorithm,
+                expected: expected.to_owned(),
+            });
+        }
+        match etag_md5(headers) {
+            Some(expected) => BodyCheck(Check::Md5 {
+                hasher: Md5::new(),
+                expected,
+            }),
+            None => BodyCheck(Check::Nothing),
+        }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        match &mut self.0 {
+            Check::Nothing => {}
+            Check::Crc { running, .. } => running.update(bytes),
+            Check::Md5 { hasher, .. } => hasher.update(bytes),
+        }
+    }
+
+    pub fn finish(self) -> Result<(), Error> {
+        let corrupted = |what: String| {
+            Err(Error::Transport(format!(
+                "the value received does not match its {what}: it was corrupted in transit"
+            )))
+        };
+        match self.0 {
+            Check::Nothing => Ok(()),
+            Check::Crc {
+                running,
+                algorithm,
+                expected,
+            } => {
+                if running.header_value() == expected {
+                    Ok(())
+                } else {
+                    corrupted(format!("stored {} checksum", algorithm.name()))
+                }
+            }
+            Check::Md5 { hasher, expected } => {
+                if hasher.finalize()[..] == expected {
+                    Ok(())
+                } else {
+                    corrupted("ETag (MD5)".into())
+                }
+            }
+        }
+    }
+}
+
 /// For an object stored by a single PUT without KMS or customer-key encryption, S3's ETag is
-/// the hex MD5 of its bytes: a body that does not match was corrupted on the way.
-/// Multipart ETags (`...-N`) and encrypted objects carry no such promise and are not checked.
-pub fn check_etag(headers: &HeaderMap, body: &[u8]) -> Result<(), Error> {
-    let Some(etag) = headers
-        .get(http::header::ETAG)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return Ok(());
-    };
+/// the hex MD5 of its bytes. Multipart ETags (`...-N`) and encrypted objects carry no such
+/// promise and are not checked.
+fn etag_md5(headers: &HeaderMap) -> Option<[u8; 16]> {
+    let etag = headers.get(http::header::ETAG)?.to_str().ok()?;
     let etag = etag.trim().trim_start_matches("W/").trim_matches('"');
-    let is_md5 = etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit());
     let encrypted = headers
         .get("x-amz-server-side-encryption")
         .is_some_and(|v| v.as_bytes().starts_with(b"aws:kms"))
         || headers.contains_key("x-amz-server-side-encryption-customer-algorithm");
-    if !is_md5 || encrypted {
-        return Ok(());
+    if etag.len() != 32 || !etag.bytes().all(|b| b.is_ascii_hexdigit()) || encrypted {
+        return None;
     }
-    let actual = Md5::digest(body);
-    let matches = actual
-        .iter()
-        .zip(etag.as_bytes().chunks(2))
-        .all(|(byte, hex)| {
-            std::str::from_utf8(hex)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                == Some(*byte)
-        });
-    if matches {
-        Ok(())
-    } else {
-        Err(Error::Transport(
-            "the value received does not match its ETag (MD5): it was corrupted in transit".into(),
-        ))
+    let mut md5 = [0u8; 16];
+    for (byte, hex) in md5.iter_mut().zip(etag.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
     }
+    Some(md5)
 }
 
 #[cfg(test)]
@@ -217,6 +277,7 @@ mod tests {
             status,
             headers: echo.map_or_else(HeaderMap::new, |v| headers(&[("x-amz-checksum-crc32c", v)])),
             body: Vec::new(),
+            checked: None,
         };
         let k = ChecksumKnowledge::default();
         // Failures and requests without a checksum teach nothing.
@@ -234,6 +295,24 @@ mod tests {
         assert_eq!(k.get(), ChecksumSupport::Taken);
         k.learn(&put(true), &answer(204, None));
         assert_eq!(k.get(), ChecksumSupport::Ignored);
+    }
+
+    #[test]
+    fn only_a_successful_gets_body_is_checked_and_pieces_check_as_the_whole() {
+        let h = headers(&[("etag", "\"5d41402abc4b2a76b9719d911017c592\"")]);
+        assert!(BodyCheck::for_response(&http::Method::PUT, 200, &h).is_none());
+        assert!(BodyCheck::for_response(&http::Method::HEAD, 200, &h).is_none());
+        assert!(BodyCheck::for_response(&http::Method::GET, 404, &h).is_none());
+        for h in [h, headers(&[("x-amz-checksum-crc32c", "mnG7TA==")])] {
+            let mut check = BodyCheck::for_response(&http::Method::GET, 200, &h).unwrap();
+            check.update(b"he");
+            check.update(b"llo");
+            assert_eq!(check.finish(), Ok(()));
+            let mut check = BodyCheck::for_response(&http::Method::GET, 200, &h).unwrap();
+            check.update(b"hel");
+            check.update(b"lp");
+            assert!(check.finish().is_err());
+        }
     }
 
     #[test]
@@ -256,12 +335,12 @@ mod tests {
     #[test]
     fn matching_etag_passes_and_a_flipped_byte_fails() {
         let h = headers(&[("etag", "\"5d41402abc4b2a76b9719d911017c592\"")]);
-        assert_eq!(check_etag(&h, b"hello"), Ok(()));
+        assert_eq!(check_body(&h, b"hello"), Ok(()));
         assert!(
-            matches!(check_etag(&h, b"hellp"), Err(Error::Transport(m)) if m.contains("corrupted"))
+            matches!(check_body(&h, b"hellp"), Err(Error::Transport(m)) if m.contains("corrupted"))
         );
         let upper = headers(&[("etag", "\"5D41402ABC4B2A76B9719D911017C592\"")]);
-        assert_eq!(check_etag(&upper, b"hello"), Ok(()));
+        assert_eq!(check_body(&upper, b"hello"), Ok(()));
     }
 
     #[test]
@@ -279,7 +358,7 @@ mod tests {
                 ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
             ]),
         ] {
-            assert_eq!(check_etag(&h, b"anything"), Ok(()), "{h:?}");
+            assert_eq!(check_body(&h, b"anything"), Ok(()), "{h:?}");
         }
     }
 }

@@ -6,6 +6,7 @@
 //! difference to get the cost of the measured operations alone.
 
 // Shared with the bench binary, which uses what this one leaves out.
+mod aws_sdk;
 #[allow(dead_code)]
 mod clients;
 #[allow(dead_code)]
@@ -17,7 +18,8 @@ use anyhow::{Result, bail};
 use clap::Parser;
 use s3_result_store_host::{Runtime, default_component_path};
 
-use crate::clients::{Client, Component, Floor, ServerArgs};
+use crate::aws_sdk::AwsSdk;
+use crate::clients::{Client, Component, Floor, Sdk, ServerArgs};
 use crate::measure::{process_cpu_ns, thread_cpu_ns};
 
 #[derive(Parser)]
@@ -25,7 +27,7 @@ use crate::measure::{process_cpu_ns, thread_cpu_ns};
 struct Args {
     #[command(flatten)]
     s3: ServerArgs,
-    /// component, component-no-pool or floor.
+    /// component, component-no-pool, floor, aws-sdk-s3 or object_store.
     #[arg(long, default_value = "component")]
     contender: String,
     /// get, set or delete.
@@ -40,6 +42,14 @@ struct Args {
     size: usize,
 }
 
+/// The measured operations and nothing else, in a function of their own, so that a profiler
+/// can count them alone: `valgrind --tool=callgrind --collect-atstart=no
+/// --toggle-collect='profile::measured*'`.
+#[inline(never)]
+fn measured(run: &mut dyn FnMut(usize) -> Result<()>, iterations: usize) -> Result<()> {
+    run(iterations)
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let input = args.s3.config();
@@ -50,6 +60,8 @@ fn main() -> Result<()> {
             Box::new(Component::open(&runtime, &input)?)
         }
         "floor" => Box::new(Floor::new(&input)?),
+        "aws-sdk-s3" => Box::new(AwsSdk::new(&input, None)?),
+        "object_store" => Box::new(Sdk::new(&input, None)?),
         other => bail!("unknown contender {other}"),
     };
     let value = bytes::Bytes::from(vec![b'x'; args.size]);
@@ -70,7 +82,7 @@ fn main() -> Result<()> {
     };
     run(args.warmup)?;
     let (cpu0, thread0, t0) = (process_cpu_ns(), thread_cpu_ns(), Instant::now());
-    run(args.iterations)?;
+    measured(&mut run, args.iterations)?;
     let n = args.iterations.max(1) as f64;
     let per_op_us = |ns: u64| ns as f64 / n / 1000.0;
     println!(

@@ -81,6 +81,7 @@ fuzz_target!(|input: Input| {
         status,
         headers,
         body: body.clone(),
+        checked: None,
     };
 
     // parse_error: always a description, never a panic.

@@ -12,6 +12,7 @@ fn response(status: u16, body: &str) -> Response {
         status,
         headers: HeaderMap::new(),
         body: body.as_bytes().to_vec(),
+        checked: None,
     }
 }
 

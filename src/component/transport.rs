@@ -15,6 +15,7 @@ use wasi::io::streams::{InputStream, OutputStream, StreamError};
 use crate::config::TransportLimits;
 use crate::deadline::{Deadline, Phase, RequestClock};
 use crate::error::Error;
+use crate::integrity::BodyCheck;
 use crate::response::Response;
 use crate::store::Transport;
 
@@ -114,8 +115,7 @@ impl Transport for WasiHttp {
 struct Started {
     future: FutureIncomingResponse,
     written: Result<(), Error>,
-    /// A HEAD response's Content-Length is the object's, not its (empty) body's.
-    head: bool,
+    method: http::Method,
     clock: RequestClock,
     /// When the whole body had been handed over (the start, for a request without one).
     sent_at: Duration,
@@ -162,11 +162,10 @@ fn start(request: &http::Request<Vec<u8>>, limits: &TransportLimits) -> Result<S
             (written, now())
         }
     };
-    let head = request.method() == http::Method::HEAD;
     Ok(Started {
         future,
         written,
-        head,
+        method: request.method().clone(),
         clock,
         sent_at,
     })
@@ -302,10 +301,11 @@ fn read_response(
         }
     }
     let max_body = limits.max_body_bytes;
+    // A HEAD response's Content-Length is the object's, not its (empty) body's.
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .filter(|_| !started.head);
+        .filter(|_| started.method != http::Method::HEAD);
     if let Some(declared) = declared
         && declared > max_body
     {
@@ -317,7 +317,8 @@ fn read_response(
     let stream = body
         .stream()
         .map_err(|()| Error::Transport("the response body stream was already taken".into()))?;
-    let bytes = read_body(&stream, declared, max_body, &started.clock);
+    let mut check = BodyCheck::for_response(&started.method, status, &headers);
+    let bytes = read_body(&stream, declared, max_body, &started.clock, check.as_mut());
     drop(stream);
     // Dropped rather than finished: S3 sends no trailers, and `finish` would cost two host
     // calls (it and the future-trailers it returns).
@@ -326,6 +327,7 @@ fn read_response(
         status,
         headers,
         body: bytes?,
+        checked: check.map(BodyCheck::finish),
     })
 }
 
@@ -335,11 +337,14 @@ fn too_large(bytes: u64, max_body: u64) -> Error {
     ))
 }
 
+/// Reads the whole body, feeding `check` as it comes: its digest is then computed while the
+/// rest of the body is still on its way.
 fn read_body(
     stream: &InputStream,
     declared: Option<u64>,
     max_body: u64,
     clock: &RequestClock,
+    mut check: Option<&mut BodyCheck>,
 ) -> Result<Vec<u8>, Error> {
     // Content-Length sizes the allocation (already bounded by max_body); the length actually
     // received is checked against it later.
@@ -362,7 +367,15 @@ fn read_body(
                 return Err(too_large(received + chunk.len() as u64, max_body));
             }
             Ok(chunk) => {
-                bytes.extend_from_slice(&chunk);
+                if let Some(check) = check.as_deref_mut() {
+                    check.update(&chunk);
+                }
+                if bytes.is_empty() && chunk.len() as u64 == declared.unwrap_or(0) {
+                    // The whole body in one read: keep its buffer rather than copy it.
+                    bytes = chunk;
+                } else {
+                    bytes.extend_from_slice(&chunk);
+                }
                 waiter.moved();
             }
             Err(StreamError::Closed) => return Ok(bytes),

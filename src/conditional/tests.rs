@@ -131,6 +131,7 @@ pub(crate) fn answer(status: u16, code: &str) -> Response {
         status,
         headers: HeaderMap::new(),
         body,
+        checked: None,
     }
 }
 

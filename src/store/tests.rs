@@ -78,6 +78,7 @@ fn status(code: u16, s3_code: &str) -> Response {
         status: code,
         headers: HeaderMap::new(),
         body,
+        checked: None,
     }
 }
 

@@ -32,6 +32,7 @@ impl Transport for &Objects {
                         status: 200,
                         headers,
                         body: v.clone(),
+                        checked: None,
                     });
                 }
                 None => (404, b"<Error><Code>NoSuchKey</Code></Error>".to_vec()),
@@ -51,6 +52,7 @@ impl Transport for &Objects {
             status,
             headers: HeaderMap::new(),
             body,
+            checked: None,
         })
     }
 }

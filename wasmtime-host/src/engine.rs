@@ -71,6 +71,10 @@ impl RuntimeOptions {
         if let Some(pooling) = &self.pooling {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling.config()?));
         }
+        #[cfg(feature = "profiling")]
+        if std::env::var_os("S3RS_WASMTIME_PROFILER").is_some_and(|v| v == "perfmap") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         Ok(Engine::new(&config)?)
     }
 }

@@ -18,6 +18,9 @@ pub enum Error {
         interface: &'static str,
         feature: &'static str,
     },
+    /// The component could not be had from its OCI registry, or its cached copy is not what
+    /// was downloaded (see [`crate::OciCache`]).
+    Oci(crate::oci::OciError),
 }
 
 impl Error {
@@ -25,7 +28,9 @@ impl Error {
     pub fn store_error(&self) -> Option<&s3_result_store::Error> {
         match self {
             Error::Store(e) => Some(e),
-            Error::KeyValue(_) | Error::Runtime(_) | Error::NotExported { .. } => None,
+            Error::KeyValue(_) | Error::Runtime(_) | Error::NotExported { .. } | Error::Oci(_) => {
+                None
+            }
         }
     }
 }
@@ -41,6 +46,7 @@ impl fmt::Display for Error {
                 "the component does not export {interface}: it was built without the \
                  `{feature}` feature"
             ),
+            Error::Oci(e) => e.fmt(f),
         }
     }
 }
@@ -52,7 +58,14 @@ impl std::error::Error for Error {
             Error::KeyValue(e) => Some(e),
             Error::Runtime(e) => Some(e.as_ref()),
             Error::NotExported { .. } => None,
+            Error::Oci(e) => Some(e),
         }
+    }
+}
+
+impl From<crate::oci::OciError> for Error {
+    fn from(e: crate::oci::OciError) -> Self {
+        Error::Oci(e)
     }
 }
 

@@ -44,9 +44,11 @@ mod engine;
 mod error;
 pub mod keyvalue;
 pub mod local_s3;
+mod oci;
 mod runtime;
 mod sender;
 mod serve;
+mod source;
 mod state;
 mod store;
 mod tasks;
@@ -55,12 +57,14 @@ pub use artifacts::{default_component_path, default_task_status_path, store_only
 pub use engine::{PoolingOptions, RuntimeOptions};
 pub use error::Error;
 pub use keyvalue::{Cas, Cursor, KeyPage, KeyValueBucket, KvVersion, Swap};
+pub use oci::{OciCache, OciError, OciReference, PulledComponent};
 pub use runtime::Runtime;
 pub use s3_result_store::celery::{self, Extended, State, TaskMeta};
 pub use s3_result_store::keyvalue::KvError;
 pub use s3_result_store::{AddressingStyle, ConfigInput, S3ErrorInfo};
 pub use sender::PooledSender;
 pub use serve::{ProxyServer, Serving};
+pub use source::ComponentSource;
 pub use store::{ResultStore, ValueResult};
 pub use tasks::TaskStore;
 

@@ -1,18 +1,19 @@
 //! `s3-result-store`: the component from the command line.
 //!
 //! Exit codes (cli/report.rs): 0 success; 1 `get` found no such key; 2 usage error (flags,
-//! config file); 3 the store failed (config, key, S3, network); 4 the component could not run.
+//! config file); 3 the store failed (config, key, S3, network); 4 the component could not run
+//! (or could not be had from its OCI registry).
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
 mod cli;
 use s3_result_store_host::{
-    AddressingStyle, ConfigInput, Error, PoolingOptions, Runtime, RuntimeOptions, TaskStore,
-    default_component_path,
+    AddressingStyle, ComponentSource, ConfigInput, Error, OciCache, PoolingOptions, Runtime,
+    RuntimeOptions, TaskStore, default_component_path,
 };
 
 #[derive(Parser)]
@@ -27,7 +28,8 @@ use s3_result_store_host::{
         echo -n data | s3-result-store --bucket results set my-key -\n  \
         s3-result-store coldstart\n  \
         s3-result-store --config store.toml --json get celery-task-meta-1\n  \
-        s3-result-store --endpoint-url http://127.0.0.1:3900 --bucket results memory --size 64MiB\n\n\
+        s3-result-store --endpoint-url http://127.0.0.1:3900 --bucket results memory --size 64MiB\n  \
+        s3-result-store --component oci://127.0.0.1:5000/result-store/s3-result-store:0.1.0 demo\n\n\
         Settings come from flags, then environment variables (S3RS_BUCKET, S3RS_BASE_PATH, ...),\n\
         then a TOML config file (--config or S3RS_CONFIG; keys are the long flag names, e.g.\n\
         bucket = \"results\", endpoint-url = \"http://127.0.0.1:3900\"). Credentials, region\n\
@@ -35,12 +37,13 @@ use s3_result_store_host::{
         AWS_SESSION_TOKEN, AWS_REGION / AWS_DEFAULT_REGION and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL.\n\n\
         Exit codes: 0 success; 1 get found no value; 2 usage error (flags, config file);\n\
         3 the store failed (config, key, S3, network; a hint says what to do); 4 the component\n\
-        could not run."
+        could not run (or could not be had from its OCI registry; a hint says why)."
 )]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
-    /// The component to run.
+    /// The component to run: a file, or an OCI artifact oci://REGISTRY/REPOSITORY:TAG (or
+    /// @sha256:DIGEST), downloaded once into a cache keyed by digest (S3RS_OCI_CACHE).
     #[arg(long, env = "S3RS_COMPONENT", global = true)]
     component: Option<PathBuf>,
     /// Celery's global_keyprefix transport option, for `task` commands.
@@ -221,12 +224,14 @@ fn settings(cli: &mut Cli) -> Result<Settings, String> {
 }
 
 fn run(cli: Cli, settings: &Settings) -> Result<ExitCode, Error> {
-    let component = cli.component.unwrap_or_else(default_component_path);
+    let component = ComponentSource::parse(cli.component.unwrap_or_else(default_component_path))?;
     let json = cli.json;
     let store_config = &settings.store;
     let global_keyprefix = settings.global_keyprefix.as_deref();
     match cli.command {
-        Command::Demo { data_dir } => cli::demo::run(&component, data_dir),
+        Command::Demo { data_dir } => {
+            cli::demo::run(&component.local_file(&OciCache::default())?, data_dir)
+        }
         Command::Serve(args) => cli::serve::run(
             args,
             store_config,
@@ -239,7 +244,7 @@ fn run(cli: Cli, settings: &Settings) -> Result<ExitCode, Error> {
             load_runs,
             keep_resident,
         } => cli::coldstart::run(
-            &component,
+            &component.local_file(&OciCache::default())?,
             &cli::coldstart::Options {
                 iterations,
                 compile_runs,
@@ -255,8 +260,8 @@ fn run(cli: Cli, settings: &Settings) -> Result<ExitCode, Error> {
             if pooling {
                 options = options.pooling(PoolingOptions::default());
             }
-            let runtime =
-                trusting(Runtime::load_with(&component, &options)?, settings)?.with_env(aws_env());
+            let runtime = trusting(Runtime::load_source(&component, &options)?, settings)?
+                .with_env(aws_env());
             cli::memory::run(
                 &runtime,
                 store_config,
@@ -278,7 +283,11 @@ fn run(cli: Cli, settings: &Settings) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         command => {
-            let runtime = trusting(Runtime::load(&component)?, settings)?.with_env(aws_env());
+            let runtime = trusting(
+                Runtime::load_source(&component, &RuntimeOptions::default())?,
+                settings,
+            )?
+            .with_env(aws_env());
             let mut store = runtime.open(store_config)?;
             match command {
                 Command::Get { key } => match store.get(&key)? {
@@ -331,10 +340,13 @@ fn run(cli: Cli, settings: &Settings) -> Result<ExitCode, Error> {
 }
 
 /// Celery's result backend as the flags and environment describe it.
-fn open_tasks(component: &Path, settings: &Settings) -> Result<TaskStore, Error> {
-    trusting(Runtime::load(component)?, settings)?
-        .with_env(aws_env())
-        .open_tasks(&settings.store, settings.global_keyprefix.as_deref())
+fn open_tasks(component: &ComponentSource, settings: &Settings) -> Result<TaskStore, Error> {
+    trusting(
+        Runtime::load_source(component, &RuntimeOptions::default())?,
+        settings,
+    )?
+    .with_env(aws_env())
+    .open_tasks(&settings.store, settings.global_keyprefix.as_deref())
 }
 
 /// `runtime`, also trusting the CA bundle if one is set.

@@ -74,16 +74,23 @@ impl ProxyServer {
     ) -> Result<ProxyServer, Error> {
         let path = path.as_ref();
         let bytes = read_component(path, "build the example app with scripts/compose")?;
+        ProxyServer::from_bytes_with(&bytes, &path.display().to_string(), options)
+    }
+
+    /// [`ProxyServer::load_with`] from the component's bytes; `name` says which component
+    /// in errors.
+    pub fn from_bytes_with(
+        bytes: &[u8],
+        name: &str,
+        options: &RuntimeOptions,
+    ) -> Result<ProxyServer, Error> {
         let engine = options.engine(true)?;
-        let component = Component::new(&engine, &bytes)?;
+        let component = Component::new(&engine, bytes)?;
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component)?).map_err(|e| {
-            runtime_error(format!(
-                "{} is not a wasi:http/proxy component: {e}",
-                path.display()
-            ))
+            runtime_error(format!("{name} is not a wasi:http/proxy component: {e}"))
         })?;
         Ok(ProxyServer {
             engine,

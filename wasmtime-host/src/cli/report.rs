@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use s3_result_store_host::{Error, KvError, StoreError};
+use s3_result_store_host::{Error, KvError, OciError, StoreError};
 use serde_json::{Value, json};
 
 /// Exit codes, as `--help` and the README list them.
@@ -28,7 +28,7 @@ pub fn fail(error: &Error, json: bool) -> ExitCode {
         }
     }
     ExitCode::from(match error {
-        Error::Runtime(_) | Error::NotExported { .. } => RUNTIME_FAILED,
+        Error::Runtime(_) | Error::NotExported { .. } | Error::Oci(_) => RUNTIME_FAILED,
         Error::Store(_) | Error::KeyValue(_) => STORE_FAILED,
     })
 }
@@ -51,6 +51,16 @@ pub fn kind(error: &Error) -> &'static str {
     match error {
         Error::Runtime(_) => "runtime",
         Error::NotExported { .. } => "not-exported",
+        Error::Oci(e) => match e {
+            OciError::BadReference { .. } => "oci-bad-reference",
+            OciError::Unreachable { .. } => "oci-unreachable",
+            OciError::NotFound { .. } => "oci-not-found",
+            OciError::DigestMismatch { .. } => "oci-digest-mismatch",
+            OciError::NotAComponent { .. } => "oci-not-a-component",
+            OciError::CorruptCache { .. } => "oci-corrupt-cache",
+            OciError::Cache { .. } => "oci-cache",
+            _ => "oci",
+        },
         Error::KeyValue(KvError::NoSuchStore) => "no-such-store",
         Error::KeyValue(KvError::AccessDenied) => "access-denied",
         Error::KeyValue(KvError::Other(_)) => "other",
@@ -76,6 +86,7 @@ pub fn hint(error: &Error) -> Option<String> {
     let store = match error {
         Error::Store(e) => e,
         Error::KeyValue(_) => return None,
+        Error::Oci(e) => return oci_hint(e),
         Error::NotExported { feature, .. } => {
             return Some(format!(
                 "use the default build of the component (`cargo build --release --target \
@@ -132,6 +143,40 @@ pub fn hint(error: &Error) -> Option<String> {
         _ => return None,
     };
     Some(text.to_owned())
+}
+
+fn oci_hint(error: &OciError) -> Option<String> {
+    Some(match error {
+        OciError::BadReference { .. } => "write it as oci://REGISTRY/REPOSITORY:TAG or \
+             oci://REGISTRY/REPOSITORY@sha256:DIGEST (lowercase repository), e.g. \
+             oci://127.0.0.1:5000/result-store/s3-result-store:0.1.0"
+            .to_owned(),
+        OciError::Unreachable { registry, .. } => format!(
+            "is the registry running at {registry}? Loopback registries are reached over plain \
+             HTTP, others over HTTPS unless S3RS_OCI_INSECURE lists them"
+        ),
+        OciError::NotFound { .. } => "check the repository and the tag; a publisher pushes with \
+             `wkg oci push REGISTRY/REPOSITORY:TAG FILE` (see docs/releases.md)"
+            .to_owned(),
+        OciError::DigestMismatch { .. } => "the registry serves other bytes than its manifest \
+             names (damaged or tampered storage); nothing was run or cached: tell its operator"
+            .to_owned(),
+        OciError::CorruptCache { path, .. } => format!(
+            "something changed the cached file since it was downloaded; delete {} and run again \
+             to download it anew",
+            path.display()
+        ),
+        OciError::NotAComponent { .. } => "push a WebAssembly component (`wkg oci push`), e.g. \
+             the release's s3-result-store-<version>.wasm"
+            .to_owned(),
+        OciError::Cache { .. } => {
+            "set S3RS_OCI_CACHE to a directory this user can write".to_owned()
+        }
+        OciError::Registry { .. } => "pulls are anonymous (no credentials are sent), so a \
+             private repository cannot be pulled yet; a server error may pass if you try again"
+            .to_owned(),
+        _ => return None,
+    })
 }
 
 /// A value for `--json` output: text when it is UTF-8, hex otherwise.

@@ -7,13 +7,14 @@ use std::process::ExitCode;
 
 use clap::Args;
 use s3_result_store_host::{
-    AddressingStyle, ConfigInput, Error, ProxyServer, default_task_status_path,
+    AddressingStyle, ComponentSource, ConfigInput, Error, ProxyServer, RuntimeOptions,
+    default_task_status_path,
 };
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// The component [default: target/wasm32-wasip2/release/task-status.composed.wasm, or
-    /// S3RS_TASK_STATUS_COMPONENT].
+    /// The component: a file or an OCI artifact (oci://REGISTRY/REPOSITORY:TAG) [default:
+    /// target/wasm32-wasip2/release/task-status.composed.wasm, or S3RS_TASK_STATUS_COMPONENT].
     pub component: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -40,15 +41,16 @@ pub fn run(
         return Ok(ExitCode::from(2));
     }
     let env = component_env(std::env::vars(), store, global_keyprefix, args.env);
-    let component = args.component.unwrap_or_else(default_task_status_path);
-    let mut server = ProxyServer::load(&component)?;
+    let component =
+        ComponentSource::parse(args.component.unwrap_or_else(default_task_status_path))?;
+    let mut server = ProxyServer::load_source(&component, &RuntimeOptions::default())?;
     if let Some(pem) = ca_bundle {
         server = server.with_root_certificates_pem(pem)?;
     }
     let serving = server.with_env(env).bind(args.listen)?;
     eprintln!(
         "serving {} at http://{}/ (the task-status app: GET /tasks/{{id}}, DELETE /tasks/{{id}}, GET /healthz)",
-        component.display(),
+        component,
         serving.local_addr()
     );
     serving.wait()?;
