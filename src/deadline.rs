@@ -10,6 +10,9 @@ use std::time::Duration;
 use crate::config::TransportLimits;
 use crate::error::Error;
 
+/// At most this many characters of the host's words go into a message.
+const QUOTE_LIMIT: usize = 200;
+
 /// The parts of a request the component can tell apart from inside.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -122,6 +125,28 @@ impl RequestClock {
         })
     }
 
+    /// What a connect timeout the host reports at `now` was. One that comes before
+    /// `connect-timeout-ms` has passed cannot be that timeout: the host ran another timer under
+    /// its name (jco's browser shim aborts at the first of connect and first byte, and calls it
+    /// a connect timeout), so it is told as the first byte's.
+    pub fn host_connect_timeout(&self, now: Duration) -> Error {
+        let l = &self.limits;
+        let elapsed = now.saturating_sub(self.started);
+        let slack = (l.connect_timeout / 20).max(Duration::from_millis(50));
+        if elapsed.saturating_add(slack) < l.connect_timeout {
+            return Error::Timeout(format!(
+                "waiting for the response headers: the host gave up after {} ms \
+                 (first-byte-timeout-ms {})",
+                elapsed.as_millis(),
+                l.first_byte_timeout.as_millis()
+            ));
+        }
+        Error::Timeout(format!(
+            "connecting to the server: not within connect-timeout-ms ({})",
+            l.connect_timeout.as_millis()
+        ))
+    }
+
     /// What a failure the host reports on the body stream was. A host that applies the
     /// between-bytes timeout itself fails the stream when it runs out, and says so in words
     /// of its own (or none): a failure that comes at that moment is taken for the timeout.
@@ -134,6 +159,13 @@ impl RequestClock {
         bytes: u64,
     ) -> Error {
         let deadline = self.deadline(phase, progress);
+        // The host's first line only, and not too much of it: wasmtime's CLI appends a whole
+        // Rust backtrace, whose frames (`tokio::time::timeout::Timeout`) would read as one.
+        let message = message.lines().next().unwrap_or_default().trim();
+        let message = match message.char_indices().nth(QUOTE_LIMIT) {
+            Some((at, _)) => &message[..at],
+            None => message,
+        };
         // Host timers and ours start from slightly different instants of the same progress.
         let slack = (self.limits.between_bytes_timeout / 20).max(Duration::from_millis(50));
         if message.to_ascii_lowercase().contains("timeout")
@@ -245,6 +277,48 @@ mod tests {
             message(Phase::SendingBody, 4096),
             "sending the request body (4096 bytes sent): no progress for \
              between-bytes-timeout-ms (10000)"
+        );
+    }
+
+    #[test]
+    fn only_the_first_line_of_the_hosts_words_counts() {
+        let c = clock(None);
+        let backtrace = "hyper error: error reading a body from connection\nStack backtrace:\n  \
+                         38: <tokio::time::timeout::Timeout<F> as Future>::poll";
+        let e = c.body_failure(Phase::ReadingBody, backtrace, 131 * S, 130 * S, 7);
+        assert_eq!(
+            e,
+            Error::Transport(
+                "reading the response body failed after 7 bytes: hyper error: error reading a \
+                 body from connection"
+                    .into()
+            )
+        );
+        let long = "x".repeat(1000);
+        let Error::Transport(m) = c.body_failure(Phase::ReadingBody, &long, 131 * S, 130 * S, 0)
+        else {
+            panic!("not a transport error")
+        };
+        assert!(m.len() < 300, "{m}");
+    }
+
+    #[test]
+    fn a_connect_timeout_before_its_time_is_the_first_bytes() {
+        let c = clock(None);
+        // Started at 100 s; connect-timeout-ms is 5000.
+        let early = c.host_connect_timeout(102 * S);
+        assert_eq!(
+            early,
+            Error::Timeout(
+                "waiting for the response headers: the host gave up after 2000 ms \
+                 (first-byte-timeout-ms 15000)"
+                    .into()
+            )
+        );
+        let on_time = c.host_connect_timeout(105 * S);
+        assert_eq!(
+            on_time,
+            Error::Timeout("connecting to the server: not within connect-timeout-ms (5000)".into())
         );
     }
 

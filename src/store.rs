@@ -250,7 +250,7 @@ impl<T: Transport, S: System> Store<T, S> {
             let error = match failed.take() {
                 Some(error) => error,
                 None => match self.attempt(request, &limits, &mut skew_corrected) {
-                    Ok(Attempt::Done(response)) => match parse(response) {
+                    Ok(Attempt::Done(response)) => match parse(*response) {
                         Ok(value) => {
                             self.budget.deposit_success();
                             return Ok(value);
@@ -336,7 +336,7 @@ impl<T: Transport, S: System> Store<T, S> {
             self.clock_offset_ms.set(offset);
             return Ok(Attempt::ClockCorrected);
         }
-        Ok(Attempt::Done(response))
+        Ok(Attempt::Done(Box::new(response)))
     }
 }
 
@@ -345,7 +345,8 @@ fn is_skew(error: &Error) -> bool {
 }
 
 enum Attempt {
-    Done(Response),
+    // Boxed: a response is several times the size of the other variant.
+    Done(Box<Response>),
     ClockCorrected,
 }
 

@@ -1,7 +1,11 @@
 //! The example edge app (examples/task-status) composed with the store by `scripts/compose`,
-//! served by the host library (`ProxyServer`) on loopback, and asked over real HTTP: tasks
-//! written by the store's task API and by real Celery, unknown and forgotten tasks, health,
-//! routing errors, and store errors as HTTP statuses.
+//! served on loopback and asked over real HTTP: tasks written by the store's task API and by
+//! real Celery, unknown and forgotten tasks, health, routing errors, and store errors as HTTP
+//! statuses.
+//!
+//! One suite, two hosts: the host library (`ProxyServer`, in this process) by default, or with
+//! `S3RS_EDGE_HOST=wasmtime-cli` wasmtime's own CLI (`wasmtime serve`, the official binary of
+//! `scripts/install-wasmtime`; support/wasmtime_cli.rs), one process per app.
 //!
 //! Needs `target/wasm32-wasip2/release/task-status.composed.wasm` (`scripts/compose`; or
 //! `S3RS_TASK_STATUS_COMPONENT`), built by `scripts/test` before the suites.
@@ -13,6 +17,7 @@ use std::sync::OnceLock;
 use s3_result_store_host::celery::{State, TaskMeta, python_json};
 use s3_result_store_host::{ProxyServer, Serving, TaskStore, default_task_status_path};
 use s3_result_store_tests::celery::CeleryApp;
+use s3_result_store_tests::wasmtime_cli::{self, CliServer};
 use s3_result_store_tests::{TestServer, report, runtime, server, unique_prefix};
 use serde_json::{Value, json};
 
@@ -26,9 +31,50 @@ fn compiled() -> &'static ProxyServer {
     })
 }
 
+/// Which host serves the app (`S3RS_EDGE_HOST`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Host {
+    Library,
+    WasmtimeCli,
+}
+
+fn host() -> Host {
+    static HOST: OnceLock<Host> = OnceLock::new();
+    *HOST.get_or_init(|| {
+        let host = match std::env::var("S3RS_EDGE_HOST").as_deref() {
+            Err(_) | Ok("" | "host") => Host::Library,
+            Ok("wasmtime-cli") => Host::WasmtimeCli,
+            Ok(other) => panic!("S3RS_EDGE_HOST={other}: expected host or wasmtime-cli"),
+        };
+        report(&match host {
+            Host::Library => "edge app served by the host library (ProxyServer)".to_owned(),
+            Host::WasmtimeCli => format!(
+                "edge app served by `wasmtime serve`, {}",
+                wasmtime_cli::version()
+            ),
+        });
+        host
+    })
+}
+
+/// The app served on loopback, by either host; stopped when dropped.
+enum Served {
+    Library(Serving),
+    WasmtimeCli(CliServer),
+}
+
+impl Served {
+    fn local_addr(&self) -> SocketAddr {
+        match self {
+            Served::Library(serving) => serving.local_addr(),
+            Served::WasmtimeCli(server) => server.local_addr(),
+        }
+    }
+}
+
 /// The app as deployed against the test server: configured only through its environment.
 struct App {
-    serving: Serving,
+    serving: Served,
     base_path: String,
 }
 
@@ -74,12 +120,19 @@ fn env(s: &TestServer, base_path: &str, overrides: &[(&str, &str)]) -> Vec<(Stri
     env
 }
 
-fn serve(env: &[(String, String)]) -> Serving {
-    compiled()
-        .clone()
-        .with_env(env.iter().cloned())
-        .bind("127.0.0.1:0".parse().unwrap())
-        .unwrap()
+fn serve(env: &[(String, String)]) -> Served {
+    match host() {
+        Host::Library => Served::Library(
+            compiled()
+                .clone()
+                .with_env(env.iter().cloned())
+                .bind("127.0.0.1:0".parse().unwrap())
+                .unwrap(),
+        ),
+        Host::WasmtimeCli => {
+            Served::WasmtimeCli(CliServer::start(&default_task_status_path(), env))
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -288,7 +288,10 @@ fn read_response(
 ) -> Result<Response, Error> {
     let response = incoming
         .map_err(|()| Error::Transport("the response was already taken".into()))?
-        .map_err(|e| http_error(&e, limits))?;
+        .map_err(|e| match e {
+            ErrorCode::ConnectionTimeout => started.clock.host_connect_timeout(now()),
+            e => http_error(&e, limits),
+        })?;
     let status = response.status();
     let mut headers = http::HeaderMap::new();
     for (name, value) in response.headers().entries() {

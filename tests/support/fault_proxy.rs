@@ -15,7 +15,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -40,6 +40,8 @@ const DRAIN_AFTER_CLOSE: Duration = Duration::from_secs(2);
 /// A RST discards whatever is still in our send buffer; give the bytes of a partial response
 /// this long to reach the client first.
 const RST_GRACE: Duration = Duration::from_millis(20);
+/// How long a stalled or silent connection is held at most, waiting for the client to give up.
+const HOLD_LIMIT: Duration = Duration::from_secs(120);
 
 /// What to do to one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +78,12 @@ pub enum Fault {
     OversizedError,
     /// Answer with bytes that are not HTTP at all, then close; upstream is not contacted.
     NotHttp,
+    /// Forward; send the response head and the first this many bytes of the body, then nothing
+    /// more: the connection stays open until the client closes it (see [`Stats::held`]).
+    StallBodyUntilClosed(usize),
+    /// Read the request and never answer: a server that accepted and went silent. The
+    /// connection stays open until the client closes it; upstream is not contacted.
+    Silent,
 }
 
 impl Fault {
@@ -96,6 +104,8 @@ impl Fault {
             Fault::HtmlError => "HtmlError",
             Fault::OversizedError => "OversizedError",
             Fault::NotHttp => "NotHttp",
+            Fault::StallBodyUntilClosed(_) => "StallBodyUntilClosed",
+            Fault::Silent => "Silent",
         }
     }
 }
@@ -114,6 +124,20 @@ pub struct Stats {
     pub by_kind: BTreeMap<&'static str, u64>,
     /// Each request that was read, in arrival order: what the client really sent.
     pub seen: Vec<Seen>,
+    /// The connections held open by [`Fault::StallBodyUntilClosed`] and [`Fault::Silent`] that
+    /// have ended,
+    /// in the order they ended: how long after its arrival the client closed each (or
+    /// [`HOLD_LIMIT`], when it never did). Where a client gives up, seen from the server.
+    pub held: Vec<Held>,
+}
+
+/// One held connection: its fault's kind, and the time from its arrival to the client closing it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub kind: &'static str,
+    pub for_: Duration,
+    /// False when the client still had it open at [`HOLD_LIMIT`].
+    pub closed_by_client: bool,
 }
 
 /// A request as the proxy read it.
@@ -327,6 +351,7 @@ async fn serve(
     fault: Option<Fault>,
     schedule: &Mutex<Schedule>,
 ) -> io::Result<()> {
+    let arrived = Instant::now();
     let _ = client.set_nodelay(true);
     if fault == Some(Fault::Refuse) {
         return reset(client);
@@ -375,6 +400,10 @@ async fn serve(
     .await?;
     if let Some(answer) = fault.as_ref().and_then(|f| canned(f, request.is_head)) {
         return send_and_close(client, &answer).await;
+    }
+    if fault == Some(Fault::Silent) {
+        hold(client, "Silent", arrived, schedule).await;
+        return Ok(());
     }
 
     let mut body = body;
@@ -428,6 +457,14 @@ async fn serve(
                 response[body_start + body_len / 2] ^= 0x01;
             }
             send_and_close(client, &response).await
+        }
+        Some(Fault::StallBodyUntilClosed(after)) => {
+            client
+                .write_all(&response[..body_start + after.min(body_len)])
+                .await?;
+            client.flush().await?;
+            hold(client, "StallBodyUntilClosed", arrived, schedule).await;
+            Ok(())
         }
         Some(Fault::ResetMidResponse) => {
             client
@@ -542,6 +579,31 @@ async fn send_and_close(mut client: TcpStream, bytes: &[u8]) -> io::Result<()> {
     })
     .await;
     Ok(())
+}
+
+/// Keeps the connection open, sending nothing, until the client closes it or [`HOLD_LIMIT`]
+/// passes, and records which in [`Stats::held`]. Whatever the client still sends is dropped.
+async fn hold(
+    mut client: TcpStream,
+    kind: &'static str,
+    arrived: Instant,
+    schedule: &Mutex<Schedule>,
+) {
+    let closed_by_client = timeout(HOLD_LIMIT, async {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = client.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await
+    .is_ok();
+    lock(schedule).stats.held.push(Held {
+        kind,
+        for_: arrived.elapsed(),
+        closed_by_client,
+    });
 }
 
 async fn within<T>(limit: Duration, work: impl Future<Output = io::Result<T>>) -> io::Result<T> {
@@ -1107,6 +1169,77 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(300));
         assert_eq!(seen.bytes, upstream_response());
         assert_eq!(upstream.hits(), 1);
+    }
+
+    /// Sends a GET, then reads until `want` bytes are in and then until nothing more comes for
+    /// a moment; returns what came. The connection is then closed by dropping it.
+    fn read_until_quiet(proxy: &FaultProxy, want: usize) -> Vec<u8> {
+        let mut stream = StdStream::connect(proxy.addr()).unwrap();
+        stream
+            .write_all(b"GET /bucket/key HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => panic!("the proxy closed a held connection"),
+                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if bytes.len() >= want {
+                        return bytes;
+                    }
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    /// The proxy's record of held connections, once it has `n` of them.
+    fn held_once(proxy: &FaultProxy, n: usize) -> Vec<Held> {
+        for _ in 0..200 {
+            let held = proxy.stats().held;
+            if held.len() >= n {
+                return held;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("{:?}", proxy.stats());
+    }
+
+    #[test]
+    fn stall_body_sends_the_head_and_some_bytes_then_holds_until_the_client_closes() {
+        let upstream = Upstream::start();
+        let proxy = FaultProxy::start(upstream.addr);
+        proxy.push(Fault::StallBodyUntilClosed(100));
+        let head_len = find_head_end(&upstream_response()).unwrap();
+        let seen = read_until_quiet(&proxy, head_len + 100);
+        assert_eq!(seen.len(), head_len + 100, "nothing past the 100th byte");
+        assert_eq!(seen[..], upstream_response()[..head_len + 100]);
+        let held = held_once(&proxy, 1);
+        assert_eq!(held[0].kind, "StallBodyUntilClosed");
+        assert!(held[0].closed_by_client);
+        assert_eq!(upstream.hits(), 1);
+        // Past the body's end, the whole answer and still no close.
+        proxy.push(Fault::StallBodyUntilClosed(1 << 20));
+        let seen = read_until_quiet(&proxy, upstream_response().len());
+        assert_eq!(seen, upstream_response());
+        assert_eq!(held_once(&proxy, 2).len(), 2);
+    }
+
+    #[test]
+    fn silent_reads_the_request_and_never_answers() {
+        let upstream = Upstream::start();
+        let proxy = FaultProxy::start(upstream.addr);
+        proxy.push(Fault::Silent);
+        assert!(read_until_quiet(&proxy, 0).is_empty());
+        let held = held_once(&proxy, 1);
+        assert_eq!(held[0].kind, "Silent");
+        assert!(held[0].closed_by_client);
+        assert_eq!(upstream.hits(), 0);
+        assert_eq!(proxy.stats().count("Silent"), 1);
     }
 
     #[test]

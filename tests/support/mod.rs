@@ -17,6 +17,7 @@
 pub mod celery;
 pub mod fault_proxy;
 pub mod tls_relay;
+pub mod wasmtime_cli;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -128,6 +129,57 @@ impl TestServer {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.clone()))
         .collect()
+    }
+
+    /// The object under `key` as an independent client (boto3) reads it; none when there is
+    /// no such key.
+    pub fn object(&self, key: &str) -> Option<Vec<u8>> {
+        let output = self.s3_object("get", key, &[]);
+        match output.status.code() {
+            Some(0) => Some(output.stdout),
+            Some(3) => None,
+            _ => panic!(
+                "boto3 get of {key:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        }
+    }
+
+    /// Stores `value` under `key` with an independent client (boto3).
+    pub fn put_object(&self, key: &str, value: &[u8]) {
+        let output = self.s3_object("put", key, value);
+        assert!(
+            output.status.success(),
+            "boto3 put of {key:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn s3_object(&self, command: &str, key: &str, stdin: &[u8]) -> std::process::Output {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/s3_object.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .arg(command)
+            .arg(key)
+            .env("ENDPOINT", &self.endpoint)
+            .env("REGION", &self.region)
+            .env("ACCESS_KEY_ID", &self.access_key_id)
+            .env("SECRET_ACCESS_KEY", &self.secret_access_key)
+            .env("BUCKET", &self.bucket)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run the boto3 object script (is boto3 installed? see README)");
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(stdin)
+            .expect("send the script its input");
+        child
+            .wait_with_output()
+            .expect("wait for the boto3 object script")
     }
 
     /// Keys under `prefix`, as an independent client (boto3, ListObjectsV2) sees them.
