@@ -137,13 +137,13 @@ impl RequestClock {
             return Error::Timeout(format!(
                 "waiting for the response headers: the host gave up after {} ms \
                  (first-byte-timeout-ms {})",
-                elapsed.as_millis(),
-                l.first_byte_timeout.as_millis()
+                millis(elapsed),
+                millis(l.first_byte_timeout)
             ));
         }
         Error::Timeout(format!(
             "connecting to the server: not within connect-timeout-ms ({})",
-            l.connect_timeout.as_millis()
+            millis(l.connect_timeout)
         ))
     }
 
