@@ -34,7 +34,7 @@ use crate::clients::{Client, Component, Contender, Floor, InProcess, Sdk, Server
 use crate::measure::{Op, process_cpu_ns};
 use crate::report::{Batch, Measured, Report};
 
-/// Benchmarks the s3-result-store component against a native floor, object_store and
+/// Benchmarks the s3-result-store component against a native floor, aws-sdk-s3, object_store and
 /// Celery's S3Backend on one S3 server. The server must run in another process.
 #[derive(Parser)]
 #[command(name = "bench")]
@@ -439,9 +439,9 @@ fn upstream(args: &Args, what: &str) -> Result<std::net::SocketAddr> {
         .with_context(|| format!("{what} needs an http://IP:PORT endpoint"))
 }
 
-/// 1 KiB and 8 MiB operations over HTTPS: a TLS front on loopback (the tests' relay, with a CA made for
-/// the run) before the server; the component with and without its pool (a handshake per
-/// request, as wasmtime's own sender), and the floor over TLS.
+/// Every size over HTTPS: a TLS front on loopback (the tests' relay, with a CA made for the
+/// run) before the server; the component with and without its pool (a handshake per request,
+/// as wasmtime's own sender), the floor, the SDKs and Celery over TLS.
 fn measure_https(args: &Args, input: &ConfigInput, setup: &mut Floor) -> Result<Vec<Measured>> {
     let ca = TestCa::new("s3-result-store bench CA");
     let relay = TlsRelay::start(upstream(args, "HTTPS")?, &ca, &["127.0.0.1"]);
