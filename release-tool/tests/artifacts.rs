@@ -27,12 +27,8 @@ fn wasm_tools() -> PathBuf {
 }
 
 fn git_head() -> String {
-    let out = Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(support::root())
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    let out = support::git(&support::root(), &["rev-parse", "HEAD"]);
+    String::from_utf8(out).unwrap().trim().to_owned()
 }
 
 #[test]
@@ -97,26 +93,22 @@ fn every_file_carries_its_metadata_and_the_manifest_says_what_it_is() {
         }
         // And as the release tool reads it.
         let metadata = stamp::read(&bytes).unwrap();
-        assert_eq!(
-            metadata.version.map(|v| v.to_string()).as_deref(),
-            Some(version),
-            "{file}"
-        );
-        assert_eq!(
-            metadata.revision.map(|v| v.to_string()).as_deref(),
-            Some(revision),
-            "{file}"
-        );
-        assert_eq!(
-            metadata.source.map(|v| v.to_string()).as_deref(),
-            Some(source),
-            "{file}"
-        );
-        assert_eq!(
-            metadata.licenses.map(|v| v.to_string()).as_deref(),
-            Some(licenses),
-            "{file}"
-        );
+        for (field, read, expected) in [
+            ("version", metadata.version.map(|v| v.to_string()), version),
+            (
+                "revision",
+                metadata.revision.map(|v| v.to_string()),
+                revision,
+            ),
+            ("source", metadata.source.map(|v| v.to_string()), source),
+            (
+                "licenses",
+                metadata.licenses.map(|v| v.to_string()),
+                licenses,
+            ),
+        ] {
+            assert_eq!(read.as_deref(), Some(expected), "{file}: {field}");
+        }
         assert!(metadata.description.is_some(), "{file}");
 
         match artifact["kind"].as_str().unwrap() {

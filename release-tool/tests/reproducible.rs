@@ -7,21 +7,9 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
-fn git(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
+use std::process::Command;
+use support::git;
 
 fn files(listing: &[u8]) -> impl Iterator<Item = String> + '_ {
     listing

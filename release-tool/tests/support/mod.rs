@@ -1,6 +1,7 @@
 //! Where the tests find the repository and the release `scripts/release` wrote.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -26,4 +27,19 @@ pub fn manifest(dir: &Path) -> serde_json::Value {
         )
     });
     serde_json::from_slice(&text).unwrap()
+}
+
+/// `git ARGS` run in `dir`; its standard output. Fails the test when git does.
+pub fn git(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
 }
